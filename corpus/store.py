@@ -1,0 +1,195 @@
+"""Corpus: the one truth, in SQLite (WAL). Everything else can be rebuilt from it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mem.corpus.records import Chunk, Document
+from mem.corpus.schema import migrate
+
+
+class CorpusBusyError(Exception):
+    """Another process held the database for longer than we were willing to wait."""
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _chunk_from_row(row: sqlite3.Row) -> Chunk:
+    return Chunk(
+        chunk_id=row["chunk_id"],
+        source=row["source"],
+        position=row["position"],
+        text=row["text"],
+        title=row["title"],
+        locator=row["locator"],
+        meta=json.loads(row["meta"]),
+    )
+
+
+class Corpus:
+    def __init__(self, path: Path, busy_timeout_s: float = 60.0) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(
+            path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self.schema_version = migrate(self._conn)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _write(self) -> sqlite3.Connection:
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise CorpusBusyError(f"{self.path} is busy: {exc}") from exc
+        return self._conn
+
+    def replace_document(
+        self, document: Document, chunks: Sequence[Chunk], mtime: float | None = None
+    ) -> list[str]:
+        """Store a document and its chunks in one transaction; return the chunk ids it replaced."""
+        conn = self._write()
+        try:
+            old = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT chunk_id FROM chunks WHERE source = ?", (document.source,)
+                )
+            ]
+            conn.execute("DELETE FROM chunks WHERE source = ?", (document.source,))
+            conn.execute(
+                "INSERT INTO documents(source, content_hash, kind, title, size, mtime, ingested_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(source) DO UPDATE SET"
+                " content_hash=excluded.content_hash, kind=excluded.kind, title=excluded.title,"
+                " size=excluded.size, mtime=excluded.mtime, ingested_at=excluded.ingested_at",
+                (
+                    document.source,
+                    document.content_hash,
+                    document.kind,
+                    document.title,
+                    document.size,
+                    mtime,
+                    document.ingested_at,
+                ),
+            )
+            now = utc_now()
+            conn.executemany(
+                "INSERT OR REPLACE INTO chunks(chunk_id, source, position, text, title, locator,"
+                " meta, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        c.chunk_id,
+                        c.source,
+                        c.position,
+                        c.text,
+                        c.title,
+                        c.locator,
+                        json.dumps(c.meta, ensure_ascii=False),
+                        now,
+                    )
+                    for c in chunks
+                ],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        new_ids = {c.chunk_id for c in chunks}
+        return [i for i in old if i not in new_ids]
+
+    def touch_document(self, source: str, mtime: float | None) -> None:
+        """Record a new mtime for a file whose content did not change."""
+        conn = self._write()
+        conn.execute("UPDATE documents SET mtime = ? WHERE source = ?", (mtime, source))
+        conn.execute("COMMIT")
+
+    def remove_documents(self, sources: Iterable[str]) -> list[str]:
+        """Delete documents with their chunks; return the removed chunk ids."""
+        sources = list(sources)
+        if not sources:
+            return []
+        conn = self._write()
+        try:
+            removed: list[str] = []
+            for source in sources:
+                removed += [
+                    r[0]
+                    for r in conn.execute("SELECT chunk_id FROM chunks WHERE source = ?", (source,))
+                ]
+                conn.execute("DELETE FROM chunks WHERE source = ?", (source,))
+                conn.execute("DELETE FROM documents WHERE source = ?", (source,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return removed
+
+    # -- reading -------------------------------------------------------------------------
+
+    def document_state(self, source: str) -> tuple[str, int, float | None] | None:
+        """(content hash, size, mtime) of a stored document, or None."""
+        row = self._conn.execute(
+            "SELECT content_hash, size, mtime FROM documents WHERE source = ?", (source,)
+        ).fetchone()
+        return (row[0], row[1], row[2]) if row else None
+
+    def documents(self) -> list[Document]:
+        rows = self._conn.execute(
+            "SELECT d.*, (SELECT count(*) FROM chunks c WHERE c.source = d.source) AS n"
+            " FROM documents d ORDER BY d.source"
+        ).fetchall()
+        return [
+            Document(
+                source=r["source"],
+                content_hash=r["content_hash"],
+                kind=r["kind"],
+                title=r["title"],
+                n_chunks=r["n"],
+                ingested_at=r["ingested_at"],
+                size=r["size"],
+            )
+            for r in rows
+        ]
+
+    def sources(self) -> list[str]:
+        return [r[0] for r in self._conn.execute("SELECT source FROM documents")]
+
+    def chunk_ids(self) -> set[str]:
+        return {r[0] for r in self._conn.execute("SELECT chunk_id FROM chunks")}
+
+    def chunks(self, ids: Sequence[str]) -> list[Chunk]:
+        """Chunks by id, in the order asked (unknown ids are left out)."""
+        found: dict[str, Chunk] = {}
+        for start in range(0, len(ids), 500):
+            part = list(ids[start : start + 500])
+            marks = ",".join("?" * len(part))
+            for row in self._conn.execute(f"SELECT * FROM chunks WHERE chunk_id IN ({marks})", part):
+                found[row["chunk_id"]] = _chunk_from_row(row)
+        return [found[i] for i in ids if i in found]
+
+    def chunks_of(self, source: str) -> list[Chunk]:
+        rows = self._conn.execute(
+            "SELECT * FROM chunks WHERE source = ? ORDER BY position", (source,)
+        )
+        return [_chunk_from_row(r) for r in rows]
+
+    def iter_chunks(self) -> Iterator[Chunk]:
+        for row in self._conn.execute("SELECT * FROM chunks ORDER BY source, position"):
+            yield _chunk_from_row(row)
+
+    def counts(self) -> dict[str, int]:
+        tables = ("documents", "chunks", "conversations", "turns", "scores", "runs")
+        return {t: self._conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+
+    def close(self) -> None:
+        self._conn.close()

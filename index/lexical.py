@@ -1,0 +1,110 @@
+"""Lexical index: SQLite FTS5 over Snowball-stemmed tokens (Russian and English), BM25-ranked.
+
+FTS5 gives incremental inserts/deletes and BM25 in one small file; stemming is ours because
+FTS5 ships only an English Porter stemmer.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from pathlib import Path
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+_CYRILLIC = re.compile(r"[\u0400-\u04FF]")
+
+# Function words that only add noise to an OR query (Snowball stopword lists, abridged).
+_STOPWORDS = frozenset(
+    """
+    a an and are as at be by for from has have he her his i in is it its of on or that the
+    their they this to was were what when where which who whom why will with you your how
+    did does do than then there these those been being into about also not no but can could
+    и в во не что он на я с со как а то все она так его но да ты к у же вы за бы по только
+    ее мне было вот от меня еще нет о из ему теперь когда даже ну вдруг ли если уже или ни
+    быть был него до вас нибудь опять уж вам ведь там потом себя ничего ей может они тут где
+    есть надо ней для мы тебя их чем была сам чтоб без будто чего раз тоже себе под будет ж
+    тогда кто этот того потому этого какой совсем ним здесь этом один почти мой тем чтобы нее
+    сейчас были куда зачем всех никогда можно при наконец два об другой хоть после над больше
+    тот через эти нас про всего них какая много разве три эту моя впрочем хорошо свою этой
+    перед иногда лучше чуть том нельзя такой им более всегда конечно всю между это каком
+    """.split()
+)
+
+
+@lru_cache(maxsize=2)
+def _stemmer(language: str):
+    import Stemmer  # PyStemmer; a C extension, cheap to import
+
+    return Stemmer.Stemmer(language)
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased word tokens with ё folded to е and stopwords removed."""
+    words = _TOKEN.findall(text.lower().replace("ё", "е"))
+    return [w for w in words if w not in _STOPWORDS]
+
+
+def stem_tokens(tokens: Iterable[str]) -> list[str]:
+    """Stem each token with the Snowball stemmer of its script."""
+    russian, english = _stemmer("russian"), _stemmer("english")
+    return [
+        (russian if _CYRILLIC.search(token) else english).stemWord(token)
+        for token in tokens
+    ]
+
+
+def analyze(text: str) -> list[str]:
+    return stem_tokens(tokenize(text))
+
+
+class LexicalIndex:
+    """BM25 over stemmed tokens, kept in its own SQLite file beside Chroma."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn = sqlite3.connect(path, timeout=60, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS lex USING fts5("
+            "stems, chunk_id UNINDEXED, language UNINDEXED, "
+            "tokenize = 'unicode61 remove_diacritics 0')"
+        )
+        self._conn.commit()
+
+    def add(self, ids: Sequence[str], texts: Sequence[str], languages: Sequence[str]) -> None:
+        with self._conn:
+            self._conn.executemany(
+                "INSERT INTO lex(stems, chunk_id, language) VALUES (?, ?, ?)",
+                [
+                    (" ".join(analyze(t)), i, lang)
+                    for i, t, lang in zip(ids, texts, languages, strict=True)
+                ],
+            )
+
+    def delete(self, ids: Iterable[str]) -> None:
+        with self._conn:
+            self._conn.executemany("DELETE FROM lex WHERE chunk_id = ?", [(i,) for i in ids])
+
+    def ids(self) -> set[str]:
+        return {row[0] for row in self._conn.execute("SELECT chunk_id FROM lex")}
+
+    def count(self) -> int:
+        return self._conn.execute("SELECT count(*) FROM lex").fetchone()[0]
+
+    def search(self, query: str, limit: int) -> list[tuple[str, float]]:
+        """Return (chunk_id, bm25) best first; bm25 is positive, higher is better."""
+        stems = sorted(set(analyze(query)))
+        if not stems:
+            return []
+        match = " OR ".join('"' + s.replace('"', '""') + '"' for s in stems)
+        rows = self._conn.execute(
+            "SELECT chunk_id, -bm25(lex) AS score FROM lex WHERE lex MATCH ? "
+            "ORDER BY bm25(lex) LIMIT ?",
+            (match, limit),
+        ).fetchall()
+        return [(chunk_id, float(score)) for chunk_id, score in rows]
+
+    def close(self) -> None:
+        self._conn.close()

