@@ -76,7 +76,7 @@ def migrate(conn: sqlite3.Connection) -> int:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > len(MIGRATIONS):
         raise RuntimeError(
-            f"corpus.db has schema v{version}, newer than this mem (v{len(MIGRATIONS)}); upgrade mem"
+            f"corpus.db has schema v{version}, newer than this mem (v{len(MIGRATIONS)})"
         )
     for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
         # executescript commits first, so each migration runs in its own explicit transaction.

@@ -173,7 +173,9 @@ class Corpus:
         for start in range(0, len(ids), 500):
             part = list(ids[start : start + 500])
             marks = ",".join("?" * len(part))
-            for row in self._conn.execute(f"SELECT * FROM chunks WHERE chunk_id IN ({marks})", part):
+            for row in self._conn.execute(
+                f"SELECT * FROM chunks WHERE chunk_id IN ({marks})", part
+            ):
                 found[row["chunk_id"]] = _chunk_from_row(row)
         return [found[i] for i in ids if i in found]
 

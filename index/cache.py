@@ -1,4 +1,4 @@
-"""Embedding cache keyed by (model, text hash): renamed files and index rebuilds re-embed nothing."""
+"""Embedding cache keyed by (model, text hash): renamed files and rebuilds re-embed nothing."""
 
 from __future__ import annotations
 

@@ -49,10 +49,7 @@ def tokenize(text: str) -> list[str]:
 def stem_tokens(tokens: Iterable[str]) -> list[str]:
     """Stem each token with the Snowball stemmer of its script."""
     russian, english = _stemmer("russian"), _stemmer("english")
-    return [
-        (russian if _CYRILLIC.search(token) else english).stemWord(token)
-        for token in tokens
-    ]
+    return [(russian if _CYRILLIC.search(token) else english).stemWord(token) for token in tokens]
 
 
 def analyze(text: str) -> list[str]:
@@ -93,18 +90,18 @@ class LexicalIndex:
     def count(self) -> int:
         return self._conn.execute("SELECT count(*) FROM lex").fetchone()[0]
 
-    def search(self, query: str, limit: int) -> list[tuple[str, float]]:
-        """Return (chunk_id, bm25) best first; bm25 is positive, higher is better."""
+    def search(self, query: str, limit: int) -> list[tuple[str, float, str]]:
+        """Return (chunk_id, bm25, passage language) best first; higher bm25 is better."""
         stems = sorted(set(analyze(query)))
         if not stems:
             return []
         match = " OR ".join('"' + s.replace('"', '""') + '"' for s in stems)
         rows = self._conn.execute(
-            "SELECT chunk_id, -bm25(lex) AS score FROM lex WHERE lex MATCH ? "
+            "SELECT chunk_id, -bm25(lex) AS score, language FROM lex WHERE lex MATCH ? "
             "ORDER BY bm25(lex) LIMIT ?",
             (match, limit),
         ).fetchall()
-        return [(chunk_id, float(score)) for chunk_id, score in rows]
+        return [(chunk_id, float(score), language) for chunk_id, score, language in rows]
 
     def close(self) -> None:
         self._conn.close()

@@ -122,11 +122,16 @@ class Index:
         n = max(s.candidates, k)
         dense: dict[str, float] = {}
         lexical: dict[str, float] = {}
+        languages: dict[str, str] = {}
         if mode in ("hybrid", "dense"):
             query_vector = self.embedder.embed_query(query)
-            dense = dict(self.vectors.search(query_vector, n))
+            for chunk_id, score, language in self.vectors.search(query_vector, n):
+                dense[chunk_id] = score
+                languages[chunk_id] = language
         if mode in ("hybrid", "lexical"):
-            lexical = dict(self.lexical.search(query, n))
+            for chunk_id, score, language in self.lexical.search(query, n):
+                lexical[chunk_id] = score
+                languages[chunk_id] = language
         if mode == "dense":
             hits = [Hit(c, v, dense=v) for c, v in dense.items()]
         elif mode == "lexical":
@@ -135,7 +140,6 @@ class Index:
             only_lexical = [c for c in lexical if c not in dense]
             for c, v in self.vectors.vectors(only_lexical).items():
                 dense[c] = float(v @ query_vector)
-            languages = self.vectors.languages(list(set(dense) | set(lexical)))
             hits = fuse(
                 dense,
                 lexical,

@@ -62,17 +62,19 @@ class VectorStore:
     def count(self) -> int:
         return self._collection.count()
 
-    def search(self, vector: np.ndarray, limit: int) -> list[tuple[str, float]]:
-        """Return (chunk_id, cosine similarity) best first."""
+    def search(self, vector: np.ndarray, limit: int) -> list[tuple[str, float, str]]:
+        """Return (chunk_id, cosine similarity, passage language) best first."""
         n = min(limit, self.count())
         if n == 0:
             return []
         result = self._collection.query(
-            query_embeddings=[vector], n_results=n, include=["distances"]
+            query_embeddings=[vector], n_results=n, include=["distances", "metadatas"]
         )
         return [
-            (chunk_id, 1.0 - float(distance))
-            for chunk_id, distance in zip(result["ids"][0], result["distances"][0], strict=True)
+            (chunk_id, 1.0 - float(distance), (meta or {}).get("language", "other"))
+            for chunk_id, distance, meta in zip(
+                result["ids"][0], result["distances"][0], result["metadatas"][0], strict=True
+            )
         ]
 
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
@@ -83,9 +85,3 @@ class VectorStore:
             i: np.asarray(v, dtype=np.float32)
             for i, v in zip(got["ids"], got["embeddings"], strict=True)
         }
-
-    def languages(self, ids: Sequence[str]) -> dict[str, str]:
-        if not ids:
-            return {}
-        got = self._collection.get(ids=list(ids), include=["metadatas"])
-        return {i: (m or {}).get("language", "other") for i, m in zip(got["ids"], got["metadatas"], strict=True)}

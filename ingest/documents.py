@@ -13,7 +13,9 @@ from pathlib import Path
 
 from mem.ingest.textrepair import decode_bytes, repair_text
 
-DOCUMENT_EXTENSIONS = frozenset({".md", ".markdown", ".txt", ".text", ".html", ".htm", ".docx", ".pdf"})
+DOCUMENT_EXTENSIONS = frozenset(
+    {".md", ".markdown", ".txt", ".text", ".html", ".htm", ".docx", ".pdf"}
+)
 
 # unstructured phones home at import and shows an advert unless told not to.
 for _name, _value in (
@@ -105,7 +107,8 @@ def _partition(kind: str, **kwargs):
             from unstructured.partition.pdf import partition_pdf
 
             def partition(**kw):
-                return partition_pdf(strategy="fast", **kw)
+                # "fast" reads the text layer with pdfminer: no OCR model, nothing to download.
+                return partition_pdf(strategy="fast", languages=["rus", "eng"], **kw)
 
         return partition(**kwargs)
     except DocumentError:

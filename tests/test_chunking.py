@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 from mem.ingest.chunking import ChunkingOptions, chunk_blocks, count_tokens, format_locator
 from mem.ingest.documents import Block
 
@@ -28,7 +30,7 @@ def test_long_text_is_split_near_target_with_overlap() -> None:
     assert len(chunks) > 3
     assert all(count_tokens(c.text) <= options.max_tokens + options.overlap_tokens for c in chunks)
     # Consecutive chunks share the carried sentence.
-    for before, after in zip(chunks, chunks[1:], strict=False):
+    for before, after in itertools.pairwise(chunks):
         assert after.text.split(".")[0] in before.text
     # Every sentence survives somewhere.
     joined = " ".join(c.text for c in chunks)

@@ -60,7 +60,7 @@ def test_encodings_and_mojibake_are_repaired_on_ingest(home: Path, examples: Pat
         texts = " ".join(c.text for c in memory.corpus.iter_chunks())
     assert "Первая советская ЭВМ, МЭСМ" in texts  # cp1251 file
     assert "Взрослому человеку нужно от семи до девяти часов сна" in texts  # Mac Roman mojibake
-    code, out, _ = run(home, "ask", "сколько часов сна нужно взрослому", "--no-llm", "--json")
+    _code, out, _ = run(home, "ask", "сколько часов сна нужно взрослому", "--no-llm", "--json")
     assert json.loads(out)["sources"][0]["source"].endswith("заметка-о-сне-mojibake.txt")
 
 
@@ -122,7 +122,7 @@ def test_index_is_repaired_after_a_crash_between_corpus_and_index(
         memory.index.delete(ids[:3])  # as if the process died before indexing these
         memory.index.lexical.add(["ghost"], ["призрак"], ["ru"])  # and left one stray entry
         assert memory.status()["index_in_sync"] is False
-    code, out, _ = run(home, "ingest", str(examples), "--json", "-q")
+    _code, out, _ = run(home, "ingest", str(examples), "--json", "-q")
     assert json.loads(out)["repaired"] == 4
     corpus, vectors, lexical = index_state(home)
     assert corpus == vectors == lexical and len(corpus) == len(ids)
@@ -139,5 +139,5 @@ def test_status_and_sources(home: Path, examples: Path) -> None:
 
 
 def test_missing_path_is_an_error_not_a_crash(home: Path, tmp_path: Path) -> None:
-    code, out, err = run(home, "ingest", str(tmp_path / "nope"), "--json", "-q")
+    code, _out, err = run(home, "ingest", str(tmp_path / "nope"), "--json", "-q")
     assert code == 1 and "no such file" in err
