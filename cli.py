@@ -66,7 +66,9 @@ def cli(ctx: click.Context, home: str | None) -> None:
 def ingest(ctx: click.Context, paths: tuple[str, ...], prune: bool, as_json: bool, quiet: bool):
     """Add files or folders (recursively) to memory.
 
-    Documents: .md .txt .html .docx .pdf and plain text in any encoding. Unchanged files
+    Documents: .md .txt .html .docx .pdf and plain text in any encoding. Chat logs,
+    recognised by content: ChatGPT exports (conversations.json or the .zip), Obsidian notes
+    from nexus-ai-chat-importer, Telegram result.json, WhatsApp .txt, JSONL. Unchanged files
     are skipped, changed files replace their old chunks. A file that cannot be read is
     reported with the reason and the rest goes on; the exit code is then 1.
     """
@@ -173,6 +175,53 @@ def sources(ctx: click.Context, as_json: bool) -> None:
     for d in documents:
         click.echo(f"{d.kind:9} {d.n_chunks:5} chunks  {d.source}")
     click.echo(f"{len(documents)} sources")
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def conversations(ctx: click.Context, as_json: bool) -> None:
+    """List imported conversations (ChatGPT, Telegram, WhatsApp, Obsidian, JSONL)."""
+    if ctx.invoked_subcommand:
+        return
+    memory = _open_memory(ctx)
+    try:
+        rows = memory.conversations()
+    finally:
+        memory.close()
+    if as_json:
+        _print_json(rows)
+        return
+    for c in rows:
+        created = (c["created"] or "")[:10]
+        click.echo(f"{c['conversation_id'][:12]}  {created:10}  {c['turns']:4} turns  {c['title']}")
+    click.echo(f"{len(rows)} conversations")
+
+
+@conversations.command("show")
+@click.argument("conversation_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def conversations_show(ctx: click.Context, conversation_id: str, as_json: bool) -> None:
+    """Print one conversation, turn by turn (an id prefix is enough)."""
+    memory = _open_memory(ctx)
+    try:
+        info, turns = memory.conversation(conversation_id)
+    except KeyError as exc:
+        raise click.ClickException(exc.args[0]) from exc
+    finally:
+        memory.close()
+    if as_json:
+        _print_json({**info, "turns": turns})
+        return
+    click.echo(click.style(info["title"], bold=True) + f"  ({info['format']}, {info['source']})")
+    for t in turns:
+        branch = f" [branch {t['branch']}]" if t["branch"] else ""
+        when = f"  {t['timestamp']}" if t["timestamp"] else ""
+        click.echo(
+            click.style(f"\n#{t['turn']} {t['speaker'] or t['role']}{branch}{when}", bold=True)
+        )
+        click.echo(t["text"])
 
 
 def main() -> None:

@@ -7,9 +7,69 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from mem.corpus.records import Chunk, Document
 from mem.corpus.schema import migrate
+
+
+class TurnLike(Protocol):
+    index: int
+    role: str
+    speaker: str
+    text: str
+    timestamp: str | None
+    turn_id: str
+
+
+class ConversationLike(Protocol):
+    """What the corpus needs of a conversation (ingest's chat records fit it)."""
+
+    conversation_id: str
+    title: str
+    source_format: str
+    created: str | None
+    turns: Sequence[TurnLike]
+    branches: Sequence[Sequence[TurnLike]]
+
+
+def _upsert_conversation(
+    conn: sqlite3.Connection, source: str, conversation: ConversationLike
+) -> None:
+    # Keyed by the export's own ids, so a newer export of the same account adds only what
+    # is new; a conversation belongs to the latest file that contained it.
+    conn.execute(
+        "INSERT INTO conversations(conversation_id, source, source_format, title, created)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT(conversation_id) DO UPDATE SET"
+        " source=excluded.source, title=excluded.title, created=excluded.created",
+        (
+            conversation.conversation_id,
+            source,
+            conversation.source_format,
+            conversation.title,
+            conversation.created,
+        ),
+    )
+    rows = []
+    for branch, turns in enumerate([conversation.turns, *conversation.branches]):
+        for turn in turns:
+            rows.append(
+                (
+                    turn.turn_id,
+                    conversation.conversation_id,
+                    turn.index,
+                    branch,
+                    turn.role,
+                    turn.speaker,
+                    turn.text,
+                    turn.timestamp,
+                )
+            )
+    conn.executemany(
+        "INSERT OR REPLACE INTO turns(turn_id, conversation_id, position, branch, role, speaker,"
+        " text, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
 
 
 class CorpusBusyError(Exception):
@@ -55,9 +115,16 @@ class Corpus:
         return self._conn
 
     def replace_document(
-        self, document: Document, chunks: Sequence[Chunk], mtime: float | None = None
+        self,
+        document: Document,
+        chunks: Sequence[Chunk],
+        mtime: float | None = None,
+        conversations: Sequence[ConversationLike] = (),
     ) -> list[str]:
-        """Store a document and its chunks in one transaction; return the chunk ids it replaced."""
+        """Store a document, its chunks (and the conversations it holds) in one transaction.
+
+        Returns the chunk ids that this document had before and no longer has.
+        """
         conn = self._write()
         try:
             old = [
@@ -100,12 +167,56 @@ class Corpus:
                     for c in chunks
                 ],
             )
+            for conversation in conversations:
+                _upsert_conversation(conn, document.source, conversation)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         new_ids = {c.chunk_id for c in chunks}
         return [i for i in old if i not in new_ids]
+
+    def conversations(self) -> list[dict]:
+        rows = self._conn.execute(
+            "SELECT c.*, (SELECT count(*) FROM turns t WHERE t.conversation_id = c.conversation_id"
+            " AND t.branch = 0) AS n FROM conversations c ORDER BY c.created, c.title"
+        ).fetchall()
+        return [
+            {
+                "conversation_id": r["conversation_id"],
+                "title": r["title"],
+                "format": r["source_format"],
+                "created": r["created"],
+                "turns": r["n"],
+                "source": r["source"],
+            }
+            for r in rows
+        ]
+
+    def conversation_turns(self, conversation_id: str) -> list[dict]:
+        rows = self._conn.execute(
+            "SELECT * FROM turns WHERE conversation_id = ? ORDER BY branch, position",
+            (conversation_id,),
+        )
+        return [
+            {
+                "turn": r["position"] + 1,
+                "branch": r["branch"],
+                "role": r["role"],
+                "speaker": r["speaker"],
+                "timestamp": r["timestamp"],
+                "text": r["text"],
+                "turn_id": r["turn_id"],
+            }
+            for r in rows
+        ]
+
+    def find_conversations(self, prefix: str) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT conversation_id FROM conversations WHERE conversation_id LIKE ? || '%'",
+            (prefix,),
+        )
+        return [r[0] for r in rows]
 
     def touch_document(self, source: str, mtime: float | None) -> None:
         """Record a new mtime for a file whose content did not change."""
@@ -127,6 +238,7 @@ class Corpus:
                     for r in conn.execute("SELECT chunk_id FROM chunks WHERE source = ?", (source,))
                 ]
                 conn.execute("DELETE FROM chunks WHERE source = ?", (source,))
+                conn.execute("DELETE FROM conversations WHERE source = ?", (source,))
                 conn.execute("DELETE FROM documents WHERE source = ?", (source,))
             conn.execute("COMMIT")
         except BaseException:

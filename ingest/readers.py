@@ -1,12 +1,17 @@
-"""One entry point for every file kind: bytes in, titled draft chunks out."""
+"""One entry point for every file kind: bytes in, titled pieces (chunks before ids) out."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from mem.ingest.chunking import ChunkingOptions, DraftChunk, chunk_blocks
+from mem.ingest.chats import ChatParseError, Conversation, detect_chat_format, parse_chat_file
+from mem.ingest.chunking import ChunkingOptions, chunk_blocks
+from mem.ingest.conversations import chunk_conversation, turn_locator
 from mem.ingest.documents import DOCUMENT_EXTENSIONS, DocumentError, parse_document
+
+# Extensions that may hold a chat export; .md/.txt are checked by content first.
+CHAT_EXTENSIONS = frozenset({".json", ".jsonl", ".zip", ".txt", ".md", ".markdown"})
 
 
 class UnsupportedFile(Exception):
@@ -14,22 +19,85 @@ class UnsupportedFile(Exception):
 
 
 @dataclass(frozen=True)
+class Piece:
+    """A chunk before it has an id."""
+
+    text: str
+    locator: str
+    title: str
+    meta: dict
+    position: int
+    # Chunk ids are made from (scope, text, position). Documents use their path; chat turns
+    # use their conversation, so the same conversation in two exports is one set of chunks.
+    id_scope: str | None = None
+
+
+@dataclass(frozen=True)
 class ReadResult:
     kind: str
     title: str
-    chunks: tuple[DraftChunk, ...]
+    pieces: tuple[Piece, ...]
+    conversations: tuple[Conversation, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
 
 
 def supported(path: Path) -> bool:
-    return path.suffix.lower() in DOCUMENT_EXTENSIONS
+    suffix = path.suffix.lower()
+    return suffix in DOCUMENT_EXTENSIONS or suffix in CHAT_EXTENSIONS
 
 
 def read_file(path: Path, data: bytes, chunking: ChunkingOptions) -> ReadResult:
-    """Parse and chunk one file. Raises DocumentError / UnsupportedFile with a short reason."""
+    """Parse and chunk one file. Raises DocumentError / ChatParseError / UnsupportedFile."""
     if not supported(path):
         raise UnsupportedFile(f"unsupported file type {path.suffix or '(no extension)'}")
+    chat_format = detect_chat_format(path) if path.suffix.lower() in CHAT_EXTENSIONS else None
+    if chat_format:
+        return _read_chat(path, chat_format, chunking)
+    if path.suffix.lower() not in DOCUMENT_EXTENSIONS:
+        raise UnsupportedFile(f"not a chat export this version reads ({path.suffix} file)")
     parsed = parse_document(path, data)
-    chunks = chunk_blocks(parsed.blocks, chunking)
-    if not chunks:
+    drafts = chunk_blocks(parsed.blocks, chunking)
+    if not drafts:
         raise DocumentError("no text found")
-    return ReadResult(kind=parsed.kind, title=parsed.title, chunks=tuple(chunks))
+    pieces = []
+    for position, draft in enumerate(drafts):
+        meta: dict = {"pages": list(draft.pages), "headings": list(draft.headings)}
+        if draft.headings:
+            meta["context"] = " > ".join(draft.headings)
+        pieces.append(Piece(draft.text, draft.locator, parsed.title, meta, position))
+    return ReadResult(kind=parsed.kind, title=parsed.title, pieces=tuple(pieces))
+
+
+def _read_chat(path: Path, chat_format: str, chunking: ChunkingOptions) -> ReadResult:
+    result = parse_chat_file(path)
+    if not result.conversations:
+        reason = "; ".join(result.errors) or "no conversations with text"
+        raise ChatParseError(reason)
+    pieces = []
+    for conversation in result.conversations:
+        for span in chunk_conversation(conversation, chunking):
+            meta = {
+                "conversation_id": conversation.conversation_id,
+                "turns": [span.first, span.last],
+                "branch": span.branch,
+                "date": span.date,
+                "context": conversation.title,
+            }
+            pieces.append(
+                Piece(
+                    text=span.text,
+                    locator=turn_locator(conversation.title, span),
+                    title=conversation.title,
+                    meta=meta,
+                    position=span.branch * 100_000 + span.first,
+                    id_scope=f"conversation:{conversation.conversation_id}",
+                )
+            )
+    title = result.conversations[0].title if len(result.conversations) == 1 else path.name
+    return ReadResult(
+        kind=f"chat:{chat_format}",
+        title=title,
+        pieces=tuple(pieces),
+        conversations=tuple(result.conversations),
+        warnings=tuple(result.errors),
+    )

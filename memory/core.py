@@ -115,6 +115,18 @@ class Memory:
             return Answer(question=question, answer=None, sources=tuple(sources))
         raise NotImplementedError("answer generation lands with the answers issue; use --no-llm")
 
+    def conversations(self) -> list[dict]:
+        return self.corpus.conversations()
+
+    def conversation(self, conversation_id: str) -> tuple[dict, list[dict]]:
+        """One conversation and its turns; an unambiguous id prefix is enough."""
+        matches = self.corpus.find_conversations(conversation_id)
+        if len(matches) != 1:
+            found = "no" if not matches else f"{len(matches)}"
+            raise KeyError(f"{found} conversations match {conversation_id!r}")
+        info = next(c for c in self.corpus.conversations() if c["conversation_id"] == matches[0])
+        return info, self.corpus.conversation_turns(matches[0])
+
     def documents(self) -> list[Document]:
         return self.corpus.documents()
 

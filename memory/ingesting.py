@@ -31,23 +31,18 @@ class _Pending:
 
 
 def to_chunks(source: str, result: ReadResult) -> list[Chunk]:
-    chunks = []
-    for position, draft in enumerate(result.chunks):
-        meta = {"pages": list(draft.pages), "headings": list(draft.headings)}
-        if draft.headings:
-            meta["context"] = " > ".join(draft.headings)
-        chunks.append(
-            Chunk(
-                chunk_id=make_chunk_id(source, draft.text, position),
-                source=source,
-                position=position,
-                text=draft.text,
-                title=result.title,
-                locator=draft.locator,
-                meta=meta,
-            )
+    return [
+        Chunk(
+            chunk_id=make_chunk_id(piece.id_scope or source, piece.text, piece.position),
+            source=source,
+            position=piece.position,
+            text=piece.text,
+            title=piece.title,
+            locator=piece.locator,
+            meta=piece.meta,
         )
-    return chunks
+        for piece in result.pieces
+    ]
 
 
 def _one_line(exc: BaseException) -> str:
@@ -124,7 +119,11 @@ class IngestRun:
             ingested_at=utc_now(),
             size=stat.st_size,
         )
-        stale = self.corpus.replace_document(document, chunks, mtime=stat.st_mtime)
+        stale = self.corpus.replace_document(
+            document, chunks, mtime=stat.st_mtime, conversations=result.conversations
+        )
+        for warning in result.warnings:
+            self.report.failed.append((source, warning))
         (self.report.updated if state else self.report.added).append(source)
         self.report.chunks_added += len(chunks)
         self.report.chunks_removed += len(stale)

@@ -34,7 +34,9 @@ def writer_lock(home: Path, what: str, timeout_s: float = 3600.0) -> Iterator[No
                     print(f"mem: waiting for {holder} to finish…", file=sys.stderr)
                     told = True
                 if time.monotonic() > deadline:
-                    raise LockTimeout(f"memory at {home} stayed busy for {timeout_s:.0f} s") from None
+                    raise LockTimeout(
+                        f"memory at {home} stayed busy for {timeout_s:.0f} s"
+                    ) from None
                 time.sleep(0.2)
         handle.seek(0)
         handle.truncate()

