@@ -32,7 +32,9 @@ def xquad(lang: str) -> tuple[list[str], list[Question]]:
     for article in data["data"]:
         for p in article["paragraphs"]:
             for qa in p["qas"]:
-                questions.append(Question(len(paragraphs), qa["question"], qa["answers"][0]["text"]))
+                questions.append(
+                    Question(len(paragraphs), qa["question"], qa["answers"][0]["text"])
+                )
             paragraphs.append(p["context"])
     return paragraphs, questions
 

@@ -69,7 +69,9 @@ def main() -> None:
     rows = []
     for haystack in (False,) if args.no_haystack else (False, True):
         for setting, (corpus_lang, question_lang, other) in settings.items():
-            name = f"home-{corpus_lang}" + ("-haystack" + ("-" + other if other else "") if haystack else "")
+            name = f"home-{corpus_lang}" + (
+                "-haystack" + ("-" + other if other else "") if haystack else ""
+            )
             memory = build_home(name, corpus_lang, haystack, windows, other)
             _, questions = xquad(question_lang)
             if args.quick:
@@ -79,7 +81,9 @@ def main() -> None:
                 started = time.perf_counter()
                 metrics = evaluate(memory, questions, mode)
                 ms = (time.perf_counter() - started) / len(questions) * 1000
-                rows.append((setting, "haystack" if haystack else "clean", n_chunks, mode, metrics, ms))
+                rows.append(
+                    (setting, "haystack" if haystack else "clean", n_chunks, mode, metrics, ms)
+                )
                 print(_row(rows[-1]), flush=True)
             memory.close()
     print("\nsetting  corpus    chunks  mode     R@1    R@5    strict  MRR    ms/q")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,13 @@ from mem.index.language import detect_language
 from mem.index.lexical import LexicalIndex
 from mem.index.vectors import VectorStore
 
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[\"«(\[]?[A-ZА-ЯЁ0-9])")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of at least four words (shorter ones say too little to search by)."""
+    return [s for s in _SENTENCE_END.split(text) if len(s.split()) >= 4]
+
 
 @dataclass(frozen=True)
 class IndexSettings:
@@ -26,6 +34,11 @@ class IndexSettings:
     batch_size: int = 32
     candidates: int = 50
     lexical_weight: float = 0.4
+    # Also embed each sentence of a chunk and let a chunk score as its best sentence too:
+    # questions usually target one sentence, and short chunks (chat turns) otherwise win on
+    # length alone. Costs about twice the embedding time at ingest.
+    sentence_vectors: bool = True
+    sentence_share: float = 0.5
     rerank_model: str = ""
     rerank_top: int = 20
     chroma_url: str = ""
@@ -50,6 +63,11 @@ class Index:
         (home / "index").mkdir(parents=True, exist_ok=True)
         self._home = home
         self.vectors = VectorStore(home / "chroma", settings.model, settings.chroma_url)
+        self.sentences = (
+            VectorStore(home / "chroma", settings.model, settings.chroma_url, kind="sentences")
+            if settings.sentence_vectors
+            else None
+        )
         self.lexical = LexicalIndex(home / "index" / "lexical.db")
         self._cache = EmbeddingCache(home / "index" / "embeddings.db", settings.model)
         self._embedder: Embedder | None = None
@@ -71,10 +89,21 @@ class Index:
         if not chunks:
             return
         texts = [embed_text(c) for c in chunks]
-        if vectors is None:
-            vectors = self.embed(texts)
         languages = [detect_language(c.text) for c in chunks]
         ids = [c.chunk_id for c in chunks]
+        sentence_rows = self._sentence_rows(chunks, languages)
+        all_vectors = self.embed(texts + [text for _, text, _ in sentence_rows])
+        if vectors is None:
+            vectors = all_vectors[: len(texts)]
+        if self.sentences is not None:
+            # Sentences first: a chunk counts as indexed once its own vector is in, and by
+            # then its sentences are too, so a crash in between is repaired by reconcile.
+            self.sentences.delete_where_chunk(ids)
+            self.sentences.add(
+                [sid for sid, _, _ in sentence_rows],
+                all_vectors[len(texts) :],
+                [meta for _, _, meta in sentence_rows],
+            )
         metadatas = [
             {"source": c.source, "language": lang}
             for c, lang in zip(chunks, languages, strict=True)
@@ -84,11 +113,28 @@ class Index:
         self.lexical.delete(ids)
         self.lexical.add(ids, texts, languages)
 
+    def _sentence_rows(
+        self, chunks: Sequence[Chunk], languages: Sequence[str]
+    ) -> list[tuple[str, str, dict]]:
+        if self.sentences is None:
+            return []
+        rows = []
+        for chunk, language in zip(chunks, languages, strict=True):
+            sentences = split_sentences(chunk.text)
+            if len(sentences) < 2:
+                continue  # the chunk's own vector already is the sentence's
+            for n, sentence in enumerate(sentences):
+                meta = {"chunk_id": chunk.chunk_id, "language": language}
+                rows.append((f"{chunk.chunk_id}:{n}", sentence, meta))
+        return rows
+
     def delete(self, ids: Iterable[str]) -> None:
         ids = list(ids)
         if ids:
-            self.vectors.delete(ids)
             self.lexical.delete(ids)
+            self.vectors.delete(ids)
+            if self.sentences is not None:
+                self.sentences.delete_where_chunk(ids)
 
     def counts(self) -> dict[str, int]:
         return {"vectors": self.vectors.count(), "lexical": self.lexical.count()}
@@ -104,6 +150,8 @@ class Index:
         report = ReconcileReport()
         vector_ids, lexical_ids = self.vectors.ids(), self.lexical.ids()
         extra = (vector_ids | lexical_ids) - corpus_ids
+        if self.sentences is not None:
+            extra |= self.sentences.chunk_ids_present() - corpus_ids
         self.delete(sorted(extra))
         report.removed = len(extra)
         missing = sorted(corpus_ids - (vector_ids & lexical_ids))
@@ -128,18 +176,31 @@ class Index:
             for chunk_id, score, language in self.vectors.search(query_vector, n):
                 dense[chunk_id] = score
                 languages[chunk_id] = language
+            best_sentence: dict[str, float] = {}
+            if self.sentences is not None:
+                for chunk_id, score, language in self.sentences.search_chunks(query_vector, 3 * n):
+                    if score > best_sentence.get(chunk_id, -1.0):
+                        best_sentence[chunk_id] = score
+                    languages.setdefault(chunk_id, language)
         if mode in ("hybrid", "lexical"):
             for chunk_id, score, language in self.lexical.search(query, n):
                 lexical[chunk_id] = score
                 languages[chunk_id] = language
+        if mode in ("hybrid", "dense"):
+            # Passage vectors for chunks that only a sentence (or BM25) brought in.
+            missing = [c for c in set(best_sentence) | set(lexical) if c not in dense]
+            for c, v in self.vectors.vectors(missing).items():
+                dense[c] = float(v @ query_vector)
+            share = s.sentence_share if best_sentence else 0.0
+            dense = {
+                c: (1 - share) * p + share * max(p, best_sentence.get(c, p))
+                for c, p in dense.items()
+            }
         if mode == "dense":
             hits = [Hit(c, v, dense=v) for c, v in dense.items()]
         elif mode == "lexical":
             hits = [Hit(c, v, lexical=v) for c, v in lexical.items()]
         else:
-            only_lexical = [c for c in lexical if c not in dense]
-            for c, v in self.vectors.vectors(only_lexical).items():
-                dense[c] = float(v @ query_vector)
             hits = fuse(
                 dense,
                 lexical,

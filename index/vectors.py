@@ -12,14 +12,16 @@ import numpy as np
 _ADD_BATCH = 1000
 
 
-def collection_name(model: str) -> str:
+def collection_name(model: str, kind: str = "chunks") -> str:
     """One collection per embedding model, so a model change never mixes vector spaces."""
     slug = re.sub(r"[^A-Za-z0-9_-]+", "-", model).strip("-_")[-40:] or "default"
-    return f"chunks-{slug}"
+    return f"{kind}-{slug}"
 
 
 class VectorStore:
-    def __init__(self, chroma_dir: Path, model: str, chroma_url: str = "") -> None:
+    def __init__(
+        self, chroma_dir: Path, model: str, chroma_url: str = "", kind: str = "chunks"
+    ) -> None:
         import chromadb
         from chromadb.config import Settings
 
@@ -30,7 +32,7 @@ class VectorStore:
         else:
             self._client = chromadb.PersistentClient(path=str(chroma_dir), settings=settings)
         self._collection = self._client.get_or_create_collection(
-            collection_name(model),
+            collection_name(model, kind),
             metadata={"hnsw:space": "cosine"},
             embedding_function=None,
         )
@@ -49,6 +51,35 @@ class VectorStore:
         for start in range(0, len(ids), _ADD_BATCH):
             self._collection.delete(ids=ids[start : start + _ADD_BATCH])
 
+    def delete_where_chunk(self, chunk_ids: Iterable[str]) -> None:
+        """Delete entries whose metadata points at one of these chunks (sentence vectors)."""
+        chunk_ids = list(chunk_ids)
+        for start in range(0, len(chunk_ids), _ADD_BATCH):
+            part = chunk_ids[start : start + _ADD_BATCH]
+            self._collection.delete(where={"chunk_id": {"$in": part}})
+
+    def chunk_ids_present(self) -> set[str]:
+        """The chunk ids that entries point at (for sentence vectors)."""
+        found: set[str] = set()
+        offset, page = 0, 5000
+        while True:
+            got = self._collection.get(include=["metadatas"], limit=page, offset=offset)
+            found.update((m or {}).get("chunk_id", "") for m in got["metadatas"])
+            if len(got["ids"]) < page:
+                return found
+            offset += page
+
+    def search_chunks(self, vector: np.ndarray, limit: int) -> list[tuple[str, float, str]]:
+        """Like search(), for entries that point at a chunk: (chunk_id, similarity, language)."""
+        # Chroma caps n_results at the collection size itself; no count() round trip.
+        result = self._collection.query(
+            query_embeddings=[vector], n_results=limit, include=["distances", "metadatas"]
+        )
+        return [
+            ((meta or {}).get("chunk_id", ""), 1.0 - float(d), (meta or {}).get("language", ""))
+            for d, meta in zip(result["distances"][0], result["metadatas"][0], strict=True)
+        ]
+
     def ids(self) -> set[str]:
         found: set[str] = set()
         offset, page = 0, 5000
@@ -64,11 +95,9 @@ class VectorStore:
 
     def search(self, vector: np.ndarray, limit: int) -> list[tuple[str, float, str]]:
         """Return (chunk_id, cosine similarity, passage language) best first."""
-        n = min(limit, self.count())
-        if n == 0:
-            return []
+        # Chroma caps n_results at the collection size itself; no count() round trip.
         result = self._collection.query(
-            query_embeddings=[vector], n_results=n, include=["distances", "metadatas"]
+            query_embeddings=[vector], n_results=limit, include=["distances", "metadatas"]
         )
         return [
             (chunk_id, 1.0 - float(distance), (meta or {}).get("language", "other"))

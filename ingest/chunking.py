@@ -67,7 +67,9 @@ def _pieces(block: Block, max_tokens: int) -> list[str]:
     return pieces
 
 
-def chunk_blocks(blocks: Sequence[Block], options: ChunkingOptions | None = None) -> list[DraftChunk]:
+def chunk_blocks(
+    blocks: Sequence[Block], options: ChunkingOptions | None = None
+) -> list[DraftChunk]:
     options = options or ChunkingOptions()
     chunks: list[DraftChunk] = []
     # Sections: runs of blocks under the same heading path; chunks never cross them.

@@ -32,6 +32,10 @@ k = 5
 candidates = 50
 # Share of the lexical (BM25) score in the hybrid mix; the rest is dense similarity.
 lexical_weight = 0.4
+# Also index every sentence of a chunk (about twice the embedding work at ingest): a question
+# usually targets one sentence, and it keeps short chat turns from winning on length alone.
+sentence_vectors = true
+sentence_share = 0.5
 # Optional cross-encoder (local folder or hub id) to rerank the top results; empty = off.
 rerank_model = ""
 rerank_top = 20
@@ -86,6 +90,8 @@ class RetrievalConfig:
     k: int = 5
     candidates: int = 50
     lexical_weight: float = 0.4
+    sentence_vectors: bool = True
+    sentence_share: float = 0.5
     rerank_model: str = ""
     rerank_top: int = 20
 

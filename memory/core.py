@@ -51,6 +51,8 @@ class Memory:
                 batch_size=e.batch_size,
                 candidates=r.candidates,
                 lexical_weight=r.lexical_weight,
+                sentence_vectors=r.sentence_vectors,
+                sentence_share=r.sentence_share,
                 rerank_model=r.rerank_model,
                 rerank_top=r.rerank_top,
                 chroma_url=self.config.index.chroma_url,
