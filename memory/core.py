@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mem.corpus import Corpus, Document
 from mem.index import Index, IndexSettings
+from mem.ingest.audio import Segment, TranscribeOptions, Transcript
 from mem.ingest.chunking import ChunkingOptions
 from mem.memory.config import Config, load_config
 from mem.memory.home import resolve_home
@@ -62,17 +63,26 @@ class Memory:
 
     # -- verbs ---------------------------------------------------------------------------
 
+    def transcribe_options(self) -> TranscribeOptions:
+        t = self.config.transcription
+        return TranscribeOptions(model=t.model, language=t.language or None)
+
     def ingest(
-        self, paths: Sequence[str | os.PathLike], prune: bool = False, progress: bool = True
+        self,
+        paths: Sequence[str | os.PathLike],
+        prune: bool = False,
+        progress: bool = True,
+        retranscribe: bool = False,
     ) -> IngestReport:
         """Bring files (or folders, recursively) into memory; unchanged files cost nothing."""
-        from mem.memory.ingesting import IngestRun
+        from mem.memory.ingesting import IngestRun, MediaSettings
 
         started = time.perf_counter()
         c = self.config.chunking
         chunking = ChunkingOptions(c.target_tokens, c.max_tokens, c.overlap_tokens)
+        media = MediaSettings(self.transcribe_options(), self.home / "models", retranscribe)
         with writer_lock(self.home, "mem ingest"):
-            report = IngestRun(self.corpus, self.index, chunking, progress).run(
+            report = IngestRun(self.corpus, self.index, chunking, media, progress).run(
                 [Path(p) for p in paths], prune=prune
             )
         report.seconds = time.perf_counter() - started
@@ -129,6 +139,18 @@ class Memory:
         info = next(c for c in self.corpus.conversations() if c["conversation_id"] == matches[0])
         return info, self.corpus.conversation_turns(matches[0])
 
+    def transcript(self, path: str | os.PathLike) -> Transcript:
+        """The stored transcript of an audio/video file, found by its content (renames are fine)."""
+        import hashlib
+
+        with open(path, "rb") as handle:
+            content_hash = hashlib.file_digest(handle, "sha256").hexdigest()
+        stored = self.corpus.transcript(content_hash)
+        if stored is None:
+            raise KeyError(f"no transcript of {path}; run `mem ingest {path}` first")
+        segments = tuple(Segment(s["start"], s["end"], s["text"]) for s in stored["segments"])
+        return Transcript(stored["language"], 1.0, stored["duration"], segments, stored["model"])
+
     def documents(self) -> list[Document]:
         return self.corpus.documents()
 
@@ -142,6 +164,7 @@ class Memory:
             "chunks": counts["chunks"],
             "conversations": counts["conversations"],
             "turns": counts["turns"],
+            "transcripts": counts["transcripts"],
             "index": index_counts,
             "index_in_sync": index_counts["vectors"] == counts["chunks"] == index_counts["lexical"],
             "embedding_model": self.config.embedding.model,

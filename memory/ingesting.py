@@ -16,7 +16,9 @@ from mem.corpus.records import make_chunk_id
 from mem.corpus.store import utc_now
 from mem.index import Index
 from mem.ingest import ReadResult, UnsupportedFile, read_file
+from mem.ingest.audio import VIDEO_EXTENSIONS, AudioError, TranscribeOptions, is_media_file
 from mem.ingest.chunking import ChunkingOptions
+from mem.ingest.readers import media_pieces
 from mem.ingest.walk import Found, discover
 from mem.memory.records import IngestReport
 
@@ -50,13 +52,26 @@ def _one_line(exc: BaseException) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
+@dataclass(frozen=True)
+class MediaSettings:
+    options: TranscribeOptions
+    model_dir: Path  # where the packaged whisper model is assembled once
+    retranscribe: bool = False
+
+
 class IngestRun:
     def __init__(
-        self, corpus: Corpus, index: Index, chunking: ChunkingOptions, progress: bool = True
+        self,
+        corpus: Corpus,
+        index: Index,
+        chunking: ChunkingOptions,
+        media: MediaSettings,
+        progress: bool = True,
     ) -> None:
         self.corpus = corpus
         self.index = index
         self.chunking = chunking
+        self.media = media
         self.progress = progress
         self.report = IngestReport()
         self._pending = _Pending([], [])
@@ -73,10 +88,13 @@ class IngestRun:
         bar = tqdm(
             files, desc="ingest", unit="file", disable=None if self.progress else True, leave=False
         )
-        for item in bar:
-            bar.set_postfix_str(item.path.name[-30:], refresh=False)
-            self._ingest_one(item)
-        self._flush()
+        try:
+            for item in bar:
+                bar.set_postfix_str(item.path.name[-30:], refresh=False)
+                self._ingest_one(item)
+        finally:
+            # Even when the run stops early (a missing model), what is in the corpus is indexed.
+            self._flush()
         if prune:
             roots = [Path(p).resolve() for p in paths]
             self._prune(roots)
@@ -94,13 +112,23 @@ class IngestRun:
             if state and state[1] == stat.st_size and state[2] == stat.st_mtime:
                 self.report.unchanged.append(source)
                 return
-            data = path.read_bytes()
-            content_hash = hashlib.sha256(data).hexdigest()
-            if state and state[0] == content_hash:
+            media = is_media_file(path)
+            if media:  # recordings can be gigabytes: hash them as a stream
+                with open(path, "rb") as handle:
+                    data = b""
+                    content_hash = hashlib.file_digest(handle, "sha256").hexdigest()
+            else:
+                data = path.read_bytes()
+                content_hash = hashlib.sha256(data).hexdigest()
+            if state and state[0] == content_hash and not (media and self.media.retranscribe):
                 self.corpus.touch_document(source, stat.st_mtime)
                 self.report.unchanged.append(source)
                 return
-            result = read_file(path, data, self.chunking)
+            result = (
+                self._read_media(path, content_hash)
+                if media
+                else read_file(path, data, self.chunking)
+            )
         except UnsupportedFile as exc:
             # Inside a folder, other files are normal (images, archives); named ones are errors.
             target = self.report.failed if item.explicit else self.report.skipped
@@ -131,6 +159,49 @@ class IngestRun:
         self._pending.stale_ids += stale
         if len(self._pending.chunks) >= _BATCH_CHUNKS:
             self._flush()
+
+    def _read_media(self, path: Path, content_hash: str) -> ReadResult:
+        """Transcribe (or reuse the stored transcript of the same audio) and chunk by time."""
+        options = self.media.options
+        stored = None
+        if not self.media.retranscribe:
+            stored = self.corpus.transcript(content_hash, options.model)
+        if stored is None:
+            from tqdm import tqdm
+
+            from mem.ingest.audio import transcribe
+
+            bar = tqdm(
+                desc=path.name[-30:],
+                unit="s",
+                unit_scale=True,
+                leave=False,
+                disable=None if self.progress else True,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio",
+            )
+
+            def advance(done: float, total: float) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            try:
+                transcript = transcribe(path, options, self.media.model_dir, advance)
+            finally:
+                bar.close()
+            segments = [
+                {"start": round(s.start, 2), "end": round(s.end, 2), "text": s.text}
+                for s in transcript.segments
+            ]
+            # Stored at once: an interrupted ingest later reuses it instead of redoing the work.
+            self.corpus.save_transcript(
+                content_hash, options.model, transcript.language, transcript.duration, segments
+            )
+            stored = {"segments": segments, "language": transcript.language}
+        pieces = media_pieces(path.name, stored["segments"], stored["language"], self.chunking)
+        if not pieces:
+            raise AudioError(f"{path.name}: no speech found")
+        kind = "video" if path.suffix.lower() in VIDEO_EXTENSIONS else "audio"
+        return ReadResult(kind=kind, title=path.name, pieces=pieces)
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, _Pending([], [])

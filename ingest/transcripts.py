@@ -1,0 +1,51 @@
+"""Transcripts -> chunks of consecutive segments that keep their start–end times."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mem.ingest.chunking import ChunkingOptions, count_tokens
+
+
+@dataclass(frozen=True)
+class TimedSpan:
+    text: str
+    start: float
+    end: float
+
+
+def clock(seconds: float) -> str:
+    """12:05, or 1:02:05 past the hour (rounded down, as a player shows it)."""
+    total = int(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def span_locator(span: TimedSpan) -> str:
+    return f"{clock(span.start)}–{clock(span.end)}"
+
+
+def chunk_segments(segments: Sequence[dict], options: ChunkingOptions) -> list[TimedSpan]:
+    """Group segments ({start, end, text}) into chunks near the target size, never splitting one."""
+    spans: list[TimedSpan] = []
+    texts: list[str] = []
+    start = end = 0.0
+    size = 0
+    for segment in segments:
+        text = segment["text"].strip()
+        if not text:
+            continue
+        n = count_tokens(text)
+        if texts and (size + n > options.max_tokens or size >= options.target_tokens):
+            spans.append(TimedSpan(" ".join(texts), start, end))
+            texts, size = [], 0
+        if not texts:
+            start = segment["start"]
+        texts.append(text)
+        end = segment["end"]
+        size += n
+    if texts:
+        spans.append(TimedSpan(" ".join(texts), start, end))
+    return spans
