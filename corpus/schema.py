@@ -81,17 +81,53 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (content_hash, model)
     );
     """,
+    # v3: novelty scores keep why (signals JSON), the item's MinHash signature (so later
+    # scorings compare against it without re-reading text) and the scoring run that made them
+    # (so "since the last distillation" is a run id, not a clock comparison).
+    """
+    ALTER TABLE scores ADD COLUMN signals TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE scores ADD COLUMN minhash BLOB;
+    ALTER TABLE scores ADD COLUMN run_id INTEGER;
+    CREATE INDEX scores_by_run ON scores(run_id);
+    """,
 ]
 
 
+def _statements(script: str) -> list[str]:
+    """Split a migration script into whole SQL statements."""
+    statements, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"incomplete SQL in migration: {pending.strip()[:80]}")
+    return statements
+
+
 def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the database up to the newest schema; return the version it ends at."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > len(MIGRATIONS):
-        raise RuntimeError(
-            f"corpus.db has schema v{version}, newer than this mem (v{len(MIGRATIONS)})"
-        )
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        # executescript commits first, so each migration runs in its own explicit transaction.
-        conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
-    return len(MIGRATIONS)
+    """Bring the database up to the newest schema; return the version it ends at.
+
+    Two processes may open a new memory at once (an ingest and the nightly job): each
+    migration runs under a write lock (BEGIN IMMEDIATE) and re-reads the version inside it,
+    so a migration another process just applied is never applied twice.
+    """
+    while True:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise RuntimeError(
+                f"corpus.db has schema v{version}, newer than this mem (v{len(MIGRATIONS)})"
+            )
+        if version == len(MIGRATIONS):
+            return version
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] == version:
+                for statement in _statements(MIGRATIONS[version]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise

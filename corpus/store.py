@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from mem.corpus.crashpoints import checkpoint
 from mem.corpus.records import Chunk, Document
 from mem.corpus.schema import migrate
 
@@ -63,13 +64,27 @@ def _upsert_conversation(
                     turn.speaker,
                     turn.text,
                     turn.timestamp,
+                    # Optional: remembered `mem ask` turns carry sources, model and adapter.
+                    json.dumps(getattr(turn, "meta", None) or {}, ensure_ascii=False),
                 )
             )
     conn.executemany(
         "INSERT OR REPLACE INTO turns(turn_id, conversation_id, position, branch, role, speaker,"
-        " text, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " text, timestamp, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
+
+
+class ScoreLike(Protocol):
+    """What the corpus stores of a novelty score (distill's ItemScore fits it)."""
+
+    item_id: str
+    item_kind: str
+    novelty: float
+    duplicate_of: str | None
+    importance: float
+    signals: dict
+    minhash: bytes
 
 
 class CorpusBusyError(Exception):
@@ -169,6 +184,7 @@ class Corpus:
             )
             for conversation in conversations:
                 _upsert_conversation(conn, document.source, conversation)
+            checkpoint("corpus:before-commit")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -207,6 +223,7 @@ class Corpus:
                 "timestamp": r["timestamp"],
                 "text": r["text"],
                 "turn_id": r["turn_id"],
+                "meta": json.loads(r["meta"]),
             }
             for r in rows
         ]
@@ -267,6 +284,7 @@ class Corpus:
                 conn.execute("DELETE FROM chunks WHERE source = ?", (source,))
                 conn.execute("DELETE FROM conversations WHERE source = ?", (source,))
                 conn.execute("DELETE FROM documents WHERE source = ?", (source,))
+            checkpoint("corpus:before-commit-remove")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -339,6 +357,81 @@ class Corpus:
             "transcripts",
         )
         return {t: self._conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+
+    # -- runs (the nightly job and distillations log here) -------------------------------
+
+    def start_run(self, kind: str, detail: dict | None = None) -> int:
+        cursor = self._conn.execute(
+            "INSERT INTO runs (kind, started_at, detail) VALUES (?, ?, ?)",
+            (kind, utc_now(), json.dumps(detail or {}, ensure_ascii=False)),
+        )
+        return int(cursor.lastrowid)
+
+    def finish_run(self, run_id: int, outcome: str, detail: dict) -> None:
+        self._conn.execute(
+            "UPDATE runs SET finished_at = ?, outcome = ?, detail = ? WHERE run_id = ?",
+            (utc_now(), outcome, json.dumps(detail, ensure_ascii=False), run_id),
+        )
+
+    def runs(self, kind: str | None = None, limit: int = 20) -> list[dict]:
+        """Most recent first."""
+        where, args = ("WHERE kind = ?", [kind]) if kind else ("", [])
+        rows = self._conn.execute(
+            f"SELECT * FROM runs {where} ORDER BY run_id DESC LIMIT ?", (*args, limit)
+        ).fetchall()
+        return [{**dict(row), "detail": json.loads(row["detail"])} for row in rows]
+
+    # -- novelty scores (the distill stage writes and reads these) ------------------------
+
+    def chunk_stamps(self) -> dict[str, str]:
+        """chunk id -> when it was stored (UTC ISO): arrival order for novelty scoring."""
+        return {r[0]: r[1] for r in self._conn.execute("SELECT chunk_id, created_at FROM chunks")}
+
+    def save_scores(self, scores: Sequence[ScoreLike], model: str, run_id: int) -> None:
+        """Store (replace) scores in one transaction; scores of deleted chunks go with them."""
+        now = utc_now()
+        conn = self._write()
+        try:
+            conn.executemany(
+                "INSERT OR REPLACE INTO scores(item_id, item_kind, novelty, duplicate_of,"
+                " importance, model, scored_at, signals, minhash, run_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        s.item_id,
+                        s.item_kind,
+                        s.novelty,
+                        s.duplicate_of,
+                        s.importance,
+                        model,
+                        now,
+                        json.dumps(s.signals, ensure_ascii=False),
+                        s.minhash,
+                        run_id,
+                    )
+                    for s in scores
+                ],
+            )
+            conn.execute(
+                "DELETE FROM scores WHERE item_kind = 'chunk'"
+                " AND item_id NOT IN (SELECT chunk_id FROM chunks)"
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def scores(self, item_kind: str = "chunk", model: str | None = None) -> list[dict]:
+        """Stored scores of existing items (of one model, if given), oldest scoring first."""
+        query = "SELECT s.* FROM scores s WHERE s.item_kind = ?"
+        args: list = [item_kind]
+        if item_kind == "chunk":
+            query += " AND s.item_id IN (SELECT chunk_id FROM chunks)"
+        if model is not None:
+            query += " AND s.model = ?"
+            args.append(model)
+        rows = self._conn.execute(query + " ORDER BY s.run_id, s.item_id", args)
+        return [{**dict(r), "signals": json.loads(r["signals"])} for r in rows]
 
     def close(self) -> None:
         self._conn.close()

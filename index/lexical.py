@@ -90,6 +90,11 @@ class LexicalIndex:
     def count(self) -> int:
         return self._conn.execute("SELECT count(*) FROM lex").fetchone()[0]
 
+    def id_counts(self) -> dict[str, int]:
+        """chunk id -> rows holding it (more than one is a duplicate)."""
+        rows = self._conn.execute("SELECT chunk_id, count(*) FROM lex GROUP BY chunk_id")
+        return dict(rows.fetchall())
+
     def search(self, query: str, limit: int) -> list[tuple[str, float, str]]:
         """Return (chunk_id, bm25, passage language) best first; higher bm25 is better."""
         stems = sorted(set(analyze(query)))

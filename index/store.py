@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mem.corpus.crashpoints import checkpoint
 from mem.corpus.records import Chunk
 from mem.index.cache import EmbeddingCache
 from mem.index.embedders import Embedder, load_embedder
@@ -71,6 +72,7 @@ class Index:
         self.lexical = LexicalIndex(home / "index" / "lexical.db")
         self._cache = EmbeddingCache(home / "index" / "embeddings.db", settings.model)
         self._embedder: Embedder | None = None
+        self._last_query: tuple[str, np.ndarray] | None = None
 
     @property
     def embedder(self) -> Embedder:
@@ -93,25 +95,36 @@ class Index:
         ids = [c.chunk_id for c in chunks]
         sentence_rows = self._sentence_rows(chunks, languages)
         all_vectors = self.embed(texts + [text for _, text, _ in sentence_rows])
+        checkpoint("index:embedded")
         if vectors is None:
             vectors = all_vectors[: len(texts)]
         if self.sentences is not None:
             # Sentences first: a chunk counts as indexed once its own vector is in, and by
             # then its sentences are too, so a crash in between is repaired by reconcile.
+            # A chunk indexed before (an edited file keeps its unchanged chunks' ids) loses
+            # its own vector first, or a crash after its sentences were deleted would leave
+            # it looking complete without them.
+            self.vectors.delete(ids)
+            checkpoint("index:vectors-deleted")
             self.sentences.delete_where_chunk(ids)
+            checkpoint("index:sentences-deleted")
             self.sentences.add(
                 [sid for sid, _, _ in sentence_rows],
                 all_vectors[len(texts) :],
                 [meta for _, _, meta in sentence_rows],
             )
+            checkpoint("index:sentences-added")
         metadatas = [
             {"source": c.source, "language": lang}
             for c, lang in zip(chunks, languages, strict=True)
         ]
         self.vectors.add(ids, vectors, metadatas)
+        checkpoint("index:vectors-added")
         # Upsert semantics for the lexical side too: a re-add after a crash must not duplicate.
         self.lexical.delete(ids)
+        checkpoint("index:lexical-deleted")
         self.lexical.add(ids, texts, languages)
+        checkpoint("index:lexical-added")
 
     def _sentence_rows(
         self, chunks: Sequence[Chunk], languages: Sequence[str]
@@ -132,9 +145,12 @@ class Index:
         ids = list(ids)
         if ids:
             self.lexical.delete(ids)
+            checkpoint("index:delete-lexical")
             self.vectors.delete(ids)
+            checkpoint("index:delete-vectors")
             if self.sentences is not None:
                 self.sentences.delete_where_chunk(ids)
+                checkpoint("index:delete-sentences")
 
     def counts(self) -> dict[str, int]:
         return {"vectors": self.vectors.count(), "lexical": self.lexical.count()}
@@ -164,6 +180,13 @@ class Index:
         report.missing_ids = missing
         return report
 
+    def query_vector(self, query: str) -> np.ndarray:
+        """The query's embedding; the last one is kept, since answering a question embeds it
+        twice (search, then the relevance check) and a query costs far more than a lookup."""
+        if self._last_query is None or self._last_query[0] != query:
+            self._last_query = (query, self.embedder.embed_query(query))
+        return self._last_query[1]
+
     def search(self, query: str, k: int, mode: str = "hybrid") -> list[Hit]:
         """Best k chunk ids for the query: mode is "hybrid", "dense" or "lexical"."""
         s = self.settings
@@ -172,7 +195,7 @@ class Index:
         lexical: dict[str, float] = {}
         languages: dict[str, str] = {}
         if mode in ("hybrid", "dense"):
-            query_vector = self.embedder.embed_query(query)
+            query_vector = self.query_vector(query)
             for chunk_id, score, language in self.vectors.search(query_vector, n):
                 dense[chunk_id] = score
                 languages[chunk_id] = language

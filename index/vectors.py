@@ -18,6 +18,12 @@ def collection_name(model: str, kind: str = "chunks") -> str:
     return f"{kind}-{slug}"
 
 
+def _not_on_disk_yet(exc: Exception) -> bool:
+    """Another process is writing a collection's first vectors and has not put its HNSW
+    files on disk yet: for a reader, that collection is still empty (not an error)."""
+    return "Nothing found on disk" in str(exc)
+
+
 class VectorStore:
     def __init__(
         self, chroma_dir: Path, model: str, chroma_url: str = "", kind: str = "chunks"
@@ -71,14 +77,22 @@ class VectorStore:
 
     def search_chunks(self, vector: np.ndarray, limit: int) -> list[tuple[str, float, str]]:
         """Like search(), for entries that point at a chunk: (chunk_id, similarity, language)."""
-        # Chroma caps n_results at the collection size itself; no count() round trip.
-        result = self._collection.query(
-            query_embeddings=[vector], n_results=limit, include=["distances", "metadatas"]
-        )
+        result = self._query(vector, limit)
         return [
             ((meta or {}).get("chunk_id", ""), 1.0 - float(d), (meta or {}).get("language", ""))
             for d, meta in zip(result["distances"][0], result["metadatas"][0], strict=True)
         ]
+
+    def _query(self, vector: np.ndarray, limit: int) -> dict:
+        # Chroma caps n_results at the collection size itself; no count() round trip.
+        try:
+            return self._collection.query(
+                query_embeddings=[vector], n_results=limit, include=["distances", "metadatas"]
+            )
+        except Exception as exc:
+            if not _not_on_disk_yet(exc):
+                raise
+            return {"ids": [[]], "distances": [[]], "metadatas": [[]]}
 
     def ids(self) -> set[str]:
         found: set[str] = set()
@@ -95,10 +109,7 @@ class VectorStore:
 
     def search(self, vector: np.ndarray, limit: int) -> list[tuple[str, float, str]]:
         """Return (chunk_id, cosine similarity, passage language) best first."""
-        # Chroma caps n_results at the collection size itself; no count() round trip.
-        result = self._collection.query(
-            query_embeddings=[vector], n_results=limit, include=["distances", "metadatas"]
-        )
+        result = self._query(vector, limit)
         return [
             (chunk_id, 1.0 - float(distance), (meta or {}).get("language", "other"))
             for chunk_id, distance, meta in zip(
@@ -109,7 +120,12 @@ class VectorStore:
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         if not ids:
             return {}
-        got = self._collection.get(ids=list(ids), include=["embeddings"])
+        try:
+            got = self._collection.get(ids=list(ids), include=["embeddings"])
+        except Exception as exc:
+            if not _not_on_disk_yet(exc):
+                raise
+            return {}
         return {
             i: np.asarray(v, dtype=np.float32)
             for i, v in zip(got["ids"], got["embeddings"], strict=True)

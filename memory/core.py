@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mem.corpus import Corpus, Document
 from mem.index import Index, IndexSettings
@@ -15,6 +16,9 @@ from mem.memory.config import Config, load_config
 from mem.memory.home import resolve_home
 from mem.memory.lock import writer_lock
 from mem.memory.records import Answer, IngestReport, Source
+
+if TYPE_CHECKING:
+    from mem.memory.answering import AskSettings, ChatSession
 
 
 def _offline_by_default(config: Config) -> None:
@@ -82,9 +86,15 @@ class Memory:
         chunking = ChunkingOptions(c.target_tokens, c.max_tokens, c.overlap_tokens)
         media = MediaSettings(self.transcribe_options(), self.home / "models", retranscribe)
         with writer_lock(self.home, "mem ingest"):
-            report = IngestRun(self.corpus, self.index, chunking, media, progress).run(
-                [Path(p) for p in paths], prune=prune
+            run = IngestRun(
+                self.corpus,
+                self.index,
+                chunking,
+                media,
+                progress,
+                max_document_mb=self.config.ingest.max_document_mb,
             )
+            report = run.run([Path(p) for p in paths], prune=prune)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -120,12 +130,31 @@ class Memory:
             )
         return sources
 
-    def ask(self, question: str, k: int | None = None, llm: bool = False) -> Answer:
-        """Retrieve and (with llm=True) answer with citations."""
-        sources = self.retrieve(question, k)
+    def ask(
+        self,
+        question: str,
+        k: int | None = None,
+        llm: bool = False,
+        settings: AskSettings | None = None,
+        on_token: Callable[[str], None] | None = None,
+    ) -> Answer:
+        """Retrieve and (with llm=True) answer with citations [n], streamed to on_token.
+
+        The exchange is remembered as a conversation turn unless settings.remember is False
+        (or [llm] remember = false). Raises LLMError when the model cannot be loaded/reached.
+        """
         if not llm:
+            sources = self.retrieve(question, k)
             return Answer(question=question, answer=None, sources=tuple(sources))
-        raise NotImplementedError("answer generation lands with the answers issue; use --no-llm")
+        from mem.memory.answering import AskSettings, ask
+
+        return ask(self, question, k, settings or AskSettings(), on_token)
+
+    def chat(self, settings: AskSettings | None = None, k: int | None = None) -> ChatSession:
+        """An interactive session (`mem chat`): its turns are stored as one conversation."""
+        from mem.memory.answering import AskSettings, ChatSession
+
+        return ChatSession(self, settings or AskSettings(), k)
 
     def conversations(self) -> list[dict]:
         return self.corpus.conversations()
@@ -153,6 +182,76 @@ class Memory:
 
     def documents(self) -> list[Document]:
         return self.corpus.documents()
+
+    # -- distillation data (memory/distilling.py does the work) ----------------------------
+
+    def score_novelty(self) -> dict:
+        """Score chunks not scored yet; the caller holds the writer lock (the nightly job)."""
+        from mem.memory.distilling import score_novelty
+
+        return score_novelty(self)
+
+    def distillable_count(self) -> int:
+        """New items since the last dataset build that would be distilled."""
+        from mem.memory.distilling import distillable_count
+
+        return distillable_count(self)
+
+    def novelty(self, since: str | None = None, top: int = 20, min_novelty: float | None = None):
+        """Score what is new, and report what the next dataset would take, and why."""
+        from mem.memory.distilling import novelty_report
+
+        with writer_lock(self.home, "mem novelty"):
+            return novelty_report(self, since, top, min_novelty)
+
+    def build_dataset(
+        self, since: str | None = None, min_novelty: float | None = None, progress: bool = False
+    ):
+        """Score, select and write an SFT set to <home>/datasets/<id>/ (caller holds the lock)."""
+        from mem.memory.distilling import build
+
+        return build(self, since, min_novelty, progress)
+
+    def export_dataset(
+        self,
+        fmt: str,
+        out: str | os.PathLike,
+        since: str | None = None,
+        min_novelty: float | None = None,
+        progress: bool = False,
+    ) -> dict:
+        """Build a dataset and write it in `fmt` (alpaca, sharegpt, openai) to `out`."""
+        from mem.memory.distilling import export
+
+        with writer_lock(self.home, "mem export-dataset"):
+            return export(self, fmt, Path(out), since, min_novelty, progress)
+
+    # -- adapters (memory/adapting.py connects mem.adapters) -------------------------------
+
+    def distill(
+        self,
+        dataset: str = "new",
+        steps: int | None = None,
+        epochs: float | None = None,
+        domain: str | None = None,
+        resume: bool = False,
+        progress: bool = False,
+    ):
+        """Train, evaluate and register a new adapter; it becomes current only if better."""
+        from mem.memory.adapting import distill
+
+        return distill(self, dataset, steps, epochs, domain, resume, progress)
+
+    def adapters(self, name: str | None = None):
+        """The registry of one adapter name (default core-self)."""
+        from mem.memory.adapting import registry
+
+        return registry(self, name)
+
+    def export_adapter(self, version: str, fmt: str, out: str | os.PathLike, name=None):
+        from mem.memory.adapting import export_adapter
+
+        return export_adapter(self, version, fmt, Path(out), name)
 
     def status(self) -> dict:
         counts = self.corpus.counts()

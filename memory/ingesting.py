@@ -12,12 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mem.corpus import Chunk, Corpus, Document
+from mem.corpus.crashpoints import checkpoint
 from mem.corpus.records import make_chunk_id
 from mem.corpus.store import utc_now
 from mem.index import Index
 from mem.ingest import ReadResult, UnsupportedFile, read_file
 from mem.ingest.audio import VIDEO_EXTENSIONS, AudioError, TranscribeOptions, is_media_file
+from mem.ingest.chats import detect_chat_format
 from mem.ingest.chunking import ChunkingOptions
+from mem.ingest.documents import DocumentError
 from mem.ingest.readers import media_pieces
 from mem.ingest.walk import Found, discover
 from mem.memory.records import IngestReport
@@ -67,7 +70,9 @@ class IngestRun:
         chunking: ChunkingOptions,
         media: MediaSettings,
         progress: bool = True,
+        max_document_mb: int = 20,
     ) -> None:
+        self.max_document_bytes = max_document_mb * 2**20
         self.corpus = corpus
         self.index = index
         self.chunking = chunking
@@ -78,6 +83,7 @@ class IngestRun:
 
     def run(self, paths: Sequence[Path], prune: bool = False) -> IngestReport:
         self.report.repaired = self.repair_index()
+        checkpoint("ingest:reconciled")
         found = list(discover(list(paths)))
         files = [f for f in found if isinstance(f, Found)]
         for item in found:
@@ -113,6 +119,8 @@ class IngestRun:
                 self.report.unchanged.append(source)
                 return
             media = is_media_file(path)
+            if not media:
+                self._check_size(path, stat.st_size)
             if media:  # recordings can be gigabytes: hash them as a stream
                 with open(path, "rb") as handle:
                     data = b""
@@ -134,6 +142,9 @@ class IngestRun:
             target = self.report.failed if item.explicit else self.report.skipped
             target.append((source, str(exc)))
             return
+        except OSError as exc:  # unreadable, vanished since the walk, …
+            self.report.failed.append((source, exc.strerror or _one_line(exc)))
+            return
         except Exception as exc:
             self.report.failed.append((source, _one_line(exc)))
             return
@@ -147,9 +158,15 @@ class IngestRun:
             ingested_at=utc_now(),
             size=stat.st_size,
         )
-        stale = self.corpus.replace_document(
-            document, chunks, mtime=stat.st_mtime, conversations=result.conversations
-        )
+        checkpoint("ingest:file-read")
+        try:
+            stale = self.corpus.replace_document(
+                document, chunks, mtime=stat.st_mtime, conversations=result.conversations
+            )
+        except Exception as exc:  # rolled back: this file is not stored, the batch goes on
+            self.report.failed.append((source, f"cannot store: {_one_line(exc)}"))
+            return
+        checkpoint("ingest:file-stored")
         for warning in result.warnings:
             self.report.failed.append((source, warning))
         (self.report.updated if state else self.report.added).append(source)
@@ -159,6 +176,18 @@ class IngestRun:
         self._pending.stale_ids += stale
         if len(self._pending.chunks) >= _BATCH_CHUNKS:
             self._flush()
+
+    def _check_size(self, path: Path, size: int) -> None:
+        """Refuse an oversized document before reading it (chat exports are exempt)."""
+        limit = self.max_document_bytes
+        if not limit or size <= limit:
+            return
+        if path.suffix.lower() in (".json", ".jsonl", ".zip") or detect_chat_format(path):
+            return  # chat exports have their own limits (ingest/chats/archive.py)
+        raise DocumentError(
+            f"too large ({size / 2**20:.0f} MB > {limit / 2**20:.0f} MB limit; "
+            "see [ingest] max_document_mb)"
+        )
 
     def _read_media(self, path: Path, content_hash: str) -> ReadResult:
         """Transcribe (or reuse the stored transcript of the same audio) and chunk by time."""
@@ -207,6 +236,7 @@ class IngestRun:
         pending, self._pending = self._pending, _Pending([], [])
         self.index.delete(pending.stale_ids)
         self.index.add(pending.chunks)
+        checkpoint("ingest:flushed")
 
     def _prune(self, roots: list[Path]) -> None:
         gone = []
@@ -216,6 +246,7 @@ class IngestRun:
             if under and not path.exists():
                 gone.append(source)
         removed_ids = self.corpus.remove_documents(gone)
+        checkpoint("ingest:pruned-corpus")
         self.index.delete(removed_ids)
         self.report.removed += gone
         self.report.chunks_removed += len(removed_ids)

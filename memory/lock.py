@@ -49,3 +49,30 @@ def writer_lock(home: Path, what: str, timeout_s: float = 3600.0) -> Iterator[No
             handle.truncate()
             handle.flush()
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class Busy(Exception):
+    """The lock is held by another process and we were told not to wait."""
+
+
+@contextmanager
+def exclusive(home: Path, name: str, what: str) -> Iterator[None]:
+    """Hold <home>/.<name>.lock or raise Busy at once (naming the holder): never wait."""
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / f".{name}.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise Busy(handle.read().strip() or "another mem process") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{what} (pid {os.getpid()})")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            handle.flush()
+            fcntl.flock(handle, fcntl.LOCK_UN)

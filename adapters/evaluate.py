@@ -1,0 +1,231 @@
+"""Evaluate base and adapters on a dataset: validation loss/perplexity and closed-book
+answers to the held-out questions (exact match, token F1, recall of the answer's words).
+
+Arms in this slice: "base" and each adapter, closed-book. The RAG arms (base+RAG,
+adapter+RAG) plug in through `context`: a function from a question to retrieved text that
+is put before the question; the caller (memory/) supplies it once retrieval is wired here.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from mem.adapters.data import IGNORE, Example, HeldoutQuestion, encode, prompt_ids
+
+METRICS = ("token_f1", "exact_match", "recall", "val_loss")
+LOWER_IS_BETTER = {"val_loss", "perplexity"}
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    max_seq_len: int = 512
+    batch_size: int = 8
+    max_new_tokens: int = 48
+    max_questions: int = 100  # held-out questions evaluated (first N, in file order)
+    max_validation: int = 200  # validation examples for the loss
+
+
+# -- answer scoring (Russian-aware) --------------------------------------------------------
+
+
+def normalize(text: str) -> str:
+    """Lowercase, ё→е, punctuation and symbols to spaces, whitespace collapsed."""
+    text = unicodedata.normalize("NFKC", text).lower().replace("ё", "е")
+    text = "".join(" " if unicodedata.category(c)[0] in "PS" else c for c in text)
+    return " ".join(text.split())
+
+
+def tokens(text: str) -> list[str]:
+    return normalize(text).split()
+
+
+def exact_match(prediction: str, gold: str) -> float:
+    return float(normalize(prediction) == normalize(gold))
+
+
+def token_f1(prediction: str, gold: str) -> float:
+    pred, ref = tokens(prediction), tokens(gold)
+    if not pred or not ref:
+        return float(pred == ref)
+    common = sum((Counter(pred) & Counter(ref)).values())
+    if not common:
+        return 0.0
+    precision, recall = common / len(pred), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def recall(prediction: str, gold: str) -> float:
+    """Share of the gold answer's words the prediction contains (key-information recall)."""
+    ref = set(tokens(gold))
+    return len(ref & set(tokens(prediction))) / len(ref) if ref else 1.0
+
+
+# -- model passes ----------------------------------------------------------------------------
+
+
+def validation_loss(model, tokenizer, examples: Sequence[Example], options: EvalOptions) -> float:
+    """Mean cross-entropy per assistant token (the same mask training uses)."""
+    import torch
+
+    from mem.adapters.train import collate
+
+    data = [encode(tokenizer, e, options.max_seq_len) for e in examples[: options.max_validation]]
+    data = [d for d in data if any(t != IGNORE for t in d.labels[1:])]
+    if not data:
+        return math.nan
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(data), options.batch_size):
+            batch = {
+                k: v.to(device)
+                for k, v in collate(
+                    data[i : i + options.batch_size], tokenizer.pad_token_id
+                ).items()
+            }
+            labels = batch.pop("labels")
+            logits = model(**batch).logits[:, :-1].float()
+            target = labels[:, 1:]
+            loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.size(-1)),
+                target.reshape(-1),
+                ignore_index=IGNORE,
+                reduction="sum",
+            )
+            total += float(loss)
+            count += int((target != IGNORE).sum())
+    return total / max(1, count)
+
+
+def generate_answers(
+    model,
+    tokenizer,
+    questions: Sequence[str],
+    options: EvalOptions,
+    context: Callable[[str], str] | None = None,
+) -> list[str]:
+    """Greedy answers in the chat template, batched with left padding."""
+    import torch
+
+    device = next(model.parameters()).device
+    prompts = [prompt_ids(tokenizer, f"{context(q)}\n\n{q}" if context else q) for q in questions]
+    answers: list[str] = []
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(prompts), options.batch_size):
+            chunk = prompts[i : i + options.batch_size]
+            width = max(len(p) for p in chunk)
+            ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, p in enumerate(chunk):
+                ids[row, width - len(p) :] = torch.tensor(p)
+                mask[row, width - len(p) :] = 1
+            out = model.generate(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                max_new_tokens=options.max_new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+            for row in out[:, width:]:
+                answers.append(tokenizer.decode(row, skip_special_tokens=True).strip())
+    return answers
+
+
+def evaluate_arm(
+    model,
+    tokenizer,
+    validation: Sequence[Example],
+    heldout: Sequence[HeldoutQuestion],
+    options: EvalOptions,
+    context: Callable[[str], str] | None = None,
+) -> dict:
+    """The metrics of one arm (whatever adapter is active on `model`)."""
+    result: dict = {}
+    loss = validation_loss(model, tokenizer, validation, options) if validation else math.nan
+    result["val_loss"] = None if math.isnan(loss) else round(loss, 4)
+    result["perplexity"] = None if math.isnan(loss) else round(math.exp(min(loss, 50.0)), 3)
+    questions = list(heldout[: options.max_questions])
+    if questions:
+        answers = generate_answers(
+            model, tokenizer, [q.question for q in questions], options, context
+        )
+        n = len(questions)
+        result["exact_match"] = round(
+            sum(exact_match(a, q.answer) for a, q in zip(answers, questions, strict=True)) / n, 4
+        )
+        result["token_f1"] = round(
+            sum(token_f1(a, q.answer) for a, q in zip(answers, questions, strict=True)) / n, 4
+        )
+        result["recall"] = round(
+            sum(recall(a, q.answer) for a, q in zip(answers, questions, strict=True)) / n, 4
+        )
+        result["questions"] = n
+        result["samples"] = [
+            {"question": q.question, "gold": q.answer, "answer": a}
+            for q, a in list(zip(questions, answers, strict=True))[:5]
+        ]
+    return result
+
+
+def evaluate_adapters(
+    base_model,
+    tokenizer,
+    adapters: dict[str, str],
+    validation: Sequence[Example],
+    heldout: Sequence[HeldoutQuestion],
+    options: EvalOptions,
+) -> dict[str, dict]:
+    """{"base": metrics, name: metrics for each adapter folder} on one loaded base model.
+
+    The adapters are loaded side by side onto the base and removed again at the end, so the
+    base model comes back unchanged.
+    """
+    results = {"base": evaluate_arm(base_model, tokenizer, validation, heldout, options)}
+    if not adapters:
+        return results
+    from peft import PeftModel
+
+    names = list(adapters)
+    model = PeftModel.from_pretrained(base_model, adapters[names[0]], adapter_name=names[0])
+    try:
+        for name in names[1:]:
+            model.load_adapter(adapters[name], adapter_name=name)
+        for name in names:
+            model.set_adapter(name)
+            results[name] = evaluate_arm(model, tokenizer, validation, heldout, options)
+    finally:
+        model.unload()
+    return results
+
+
+# -- the promotion rule --------------------------------------------------------------------
+
+
+def better(
+    candidate: dict, reference: dict, metric: str, min_gain: float = 0.0
+) -> tuple[bool, str]:
+    """Is the candidate better than the reference on `metric` (by more than min_gain)?
+
+    A tie on an answer metric (common on small held-out sets, e.g. both 0) is broken by the
+    validation loss, so an adapter that learned nothing measurable is not promoted.
+    """
+    got, ref = candidate.get(metric), reference.get(metric)
+    if got is None or ref is None:
+        if metric != "val_loss":
+            return better(candidate, reference, "val_loss", min_gain)
+        return False, "no metric to compare (empty validation set)"
+    lower = metric in LOWER_IS_BETTER
+    gain = (ref - got) if lower else (got - ref)
+    if gain > min_gain:
+        return True, f"{metric} {got} vs {ref}"
+    if gain == 0 and metric != "val_loss":
+        won, why = better(candidate, reference, "val_loss", min_gain)
+        return won, f"{metric} tied at {got}; {why}"
+    return False, f"{metric} {got} vs {ref} (needs a gain > {min_gain})"

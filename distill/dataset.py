@@ -1,0 +1,140 @@
+"""Build an SFT dataset from selected chunks into <home>/datasets/<id>/.
+
+    train.jsonl, validation.jsonl   {"messages": [...], "source": chunk id, "kind": ...}
+    heldout_questions.jsonl         {"question", "answer", "source", "kind"}
+    manifest.json                   counts, sources, file hashes, settings
+
+The LoRA stage reads the folder as is; `mem export-dataset` converts it for other tools.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mem.distill.export import write_jsonl
+from mem.distill.generate import Generator
+from mem.distill.hygiene import (
+    TokenCounter,
+    deduplicate,
+    limit_length,
+    redact_examples,
+    split_by_source,
+)
+from mem.distill.records import Example, SourceItem
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    max_tokens: int = 1024
+    redact: bool = True
+    validation_share: float = 0.1
+    heldout_share: float = 0.1
+    seed: int = 0
+
+
+@dataclass
+class BuiltDataset:
+    dataset_id: str
+    path: Path
+    manifest: dict
+
+    def to_json(self) -> dict:
+        return {"dataset_id": self.dataset_id, "path": str(self.path), **self.manifest["counts"]}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def build_dataset(
+    items: Sequence[SourceItem],
+    generator: Generator,
+    counter: TokenCounter,
+    settings: BuildSettings,
+    datasets_dir: Path,
+    extra_manifest: dict | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> BuiltDataset:
+    started = time.perf_counter()
+    examples: list[Example] = []
+    for item in items:
+        examples += generator.examples(item)
+        if progress:
+            progress(1)
+    generated = Counter(e.kind for e in examples)
+    redactions = redact_examples(examples) if settings.redact else Counter()
+    examples, length_counts = limit_length(examples, counter, settings.max_tokens)
+    examples, duplicate_counts = deduplicate(examples)
+    split = split_by_source(
+        examples, settings.validation_share, settings.heldout_share, settings.seed
+    )
+
+    created = datetime.now(UTC)
+    digest = hashlib.sha256()
+    for example in split.train + split.validation:
+        digest.update(json.dumps(example.to_json(), ensure_ascii=False).encode())
+    dataset_id = f"{created:%Y%m%dT%H%M%SZ}-{digest.hexdigest()[:8]}"
+    n = 1
+    while (datasets_dir / dataset_id).exists():  # the same set built twice in one second
+        n += 1
+        dataset_id = f"{created:%Y%m%dT%H%M%SZ}-{digest.hexdigest()[:8]}-{n}"
+    folder = datasets_dir / dataset_id
+    tmp = datasets_dir / f".{dataset_id}.tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    write_jsonl(tmp / "train.jsonl", (e.to_json() for e in split.train))
+    write_jsonl(tmp / "validation.jsonl", (e.to_json() for e in split.validation))
+    write_jsonl(tmp / "heldout_questions.jsonl", split.heldout)
+
+    in_validation = {e.group for e in split.validation}
+    roles = Counter(item.role for item in items)
+    manifest = {
+        "dataset_id": dataset_id,
+        "created_at": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "generator": generator.name,
+        "tokenizer": counter.name,
+        "tokens_exact": counter.exact,
+        "settings": asdict(settings),
+        "counts": {
+            "items": len(items),
+            "fresh_items": roles["fresh"],
+            "replay_items": roles["replay"],
+            "generated": dict(generated),
+            "train": len(split.train),
+            "validation": len(split.validation),
+            "heldout_questions": len(split.heldout),
+            "train_by_kind": dict(Counter(e.kind for e in split.train)),
+            "redactions": dict(redactions),
+            **length_counts,
+            **duplicate_counts,
+        },
+        "sources": [
+            {
+                "chunk_id": item.chunk_id,
+                "source": item.source,
+                "title": item.title,
+                "locator": item.locator,
+                "role": item.role,
+                "split": "validation" if item.group in in_validation else "train",
+            }
+            for item in items
+        ],
+        "files": {
+            name: {"sha256": _sha256(tmp / name), "bytes": (tmp / name).stat().st_size}
+            for name in ("train.jsonl", "validation.jsonl", "heldout_questions.jsonl")
+        },
+        "seconds": round(time.perf_counter() - started, 2),
+        **(extra_manifest or {}),
+    }
+    (tmp / "manifest.json").write_text(
+        json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
+    # The folder appears whole or not at all: the LoRA stage may be watching datasets/.
+    tmp.rename(folder)
+    return BuiltDataset(dataset_id, folder, manifest)

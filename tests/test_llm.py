@@ -1,0 +1,230 @@
+"""LLM backends, prompts and citations: the real packaged SmolLM2 GGUF, real sockets."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from mem.memory.config import parse_config
+from mem.memory.llm import (
+    GenerationOptions,
+    LLMError,
+    LocalBackend,
+    OpenAIBackend,
+    adapter_label,
+    load_backend,
+    resolve_adapter,
+    resolve_gguf,
+)
+from mem.memory.prompting import (
+    answer_language,
+    build_messages,
+    check_citations,
+    not_in_memory,
+)
+from mem.memory.records import Source
+
+GREEDY = GenerationOptions(max_tokens=48, temperature=0.0, seed=0)
+
+
+def _source(rank: int, text: str, source: str = "notes/a.md", locator: str = "p. 3") -> Source:
+    return Source(rank, f"id{rank}", source, "Title", locator, 0.9, text)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- citations ----------------------------------------------------------------------------------
+
+
+def test_citations_of_missing_sources_are_dropped_and_reported() -> None:
+    check = check_citations("Wheels are built archives [1]. Also [7]. See [2, 9] and [1-2].", 2)
+    assert check.cited == (1, 2)
+    assert check.invalid == (7, 9)
+    assert "[7]" not in check.text and "9" not in check.text
+    assert check.text == "Wheels are built archives [1]. Also. See [2] and [1][2]."
+
+
+def test_no_citations_and_no_sources() -> None:
+    assert check_citations("I do not know.", 0) == check_citations("I do not know.", 3)
+    assert check_citations("Only [1].", 0).invalid == (1,)
+    assert check_citations("Only [1].", 0).text == "Only."
+
+
+# -- prompts ----------------------------------------------------------------------------------
+
+
+def test_prompt_is_in_the_question_language_with_numbered_sources() -> None:
+    sources = [_source(1, "ReLU не насыщается."), _source(2, "Сигмоида насыщается.", "b.md", "")]
+    ru = build_messages("Чем ReLU лучше сигмоиды?", sources)
+    assert ru[0]["role"] == "system" and "по-русски" in ru[0]["content"]
+    assert "[1]" in ru[0]["content"]  # the instruction to cite
+    user = ru[-1]["content"]
+    assert "[1] notes/a.md (Title · p. 3)\nReLU не насыщается." in user
+    assert "[2] b.md (Title)\nСигмоида насыщается." in user
+    assert user.rstrip().endswith("Вопрос: Чем ReLU лучше сигмоиды?")
+    en = build_messages("Why ReLU?", sources, history=[{"role": "user", "content": "hi"}])
+    assert "in English" in en[0]["content"] and en[1] == {"role": "user", "content": "hi"}
+    assert en[-1]["content"].rstrip().endswith("Question: Why ReLU?")
+
+
+def test_long_sources_are_cut_to_fit_the_context() -> None:
+    user = build_messages("q?", [_source(1, "word " * 5000)])[-1]["content"]
+    assert len(user) < 2000
+
+
+def test_nothing_in_memory_answer_follows_the_question_language() -> None:
+    assert answer_language("Какая погода?") == "ru"
+    assert answer_language("What is the weather?") == "en"
+    assert "ничего нет" in not_in_memory("Какая погода будет завтра?")
+    assert "nothing" in not_in_memory("What is the weather tomorrow?")
+
+
+# -- backends ---------------------------------------------------------------------------------
+
+
+def test_unknown_model_and_backend_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(LLMError, match="neither a packaged model"):
+        resolve_gguf("no-such-model")
+    config = parse_config('[llm]\nbackend = "local"\n')
+    with pytest.raises(LLMError, match="unknown LLM backend"):
+        load_backend(config, backend="carrier-pigeon")
+
+
+@pytest.mark.model
+def test_local_backend_streams_deterministically() -> None:
+    backend = LocalBackend("smollm2", context_tokens=2048)
+    assert backend.model == "SmolLM2-135M-Instruct.Q4_1"
+    messages = [{"role": "user", "content": "Name three colours."}]
+    pieces = list(backend.stream(messages, GREEDY))
+    assert len(pieces) > 3  # streamed token by token, not one blob
+    assert "".join(pieces).strip()
+    assert backend.chat(messages, GREEDY) == "".join(pieces)  # temperature 0: same answer
+
+
+def test_endpoint_down_is_one_clear_error() -> None:
+    port = _free_port()  # bound and released: nothing listens there
+    backend = OpenAIBackend(f"http://127.0.0.1:{port}/v1", "m", timeout_s=2.0)
+    with pytest.raises(LLMError) as error:
+        backend.chat([{"role": "user", "content": "hi"}])
+    message = str(error.value)
+    assert f"http://127.0.0.1:{port}/v1/chat/completions" in message
+    assert "\n" not in message and "running" in message
+
+
+def test_endpoint_timeout_is_one_clear_error() -> None:
+    # A real socket that accepts and never answers.
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        backend = OpenAIBackend(f"http://127.0.0.1:{port}/v1", "m", timeout_s=0.5)
+        with pytest.raises(LLMError, match=r"did not answer within 0.5 s"):
+            backend.chat([{"role": "user", "content": "hi"}])
+
+
+# -- adapters -----------------------------------------------------------------------------------
+
+
+def _adapter_folder(path: Path) -> Path:
+    path.mkdir(parents=True)
+    (path / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA"}))
+    return path
+
+
+def test_adapter_current_resolves_the_pointer_or_says_why_not(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with pytest.raises(LLMError, match="no current core-self adapter"):
+        resolve_adapter(home, "current")
+    version = _adapter_folder(home / "adapters" / "core-self" / "v0002")
+    pointer = home / "adapters" / "core-self" / "current"
+    pointer.write_text("v0002\n")  # a pointer file naming the version
+    assert resolve_adapter(home, "current") == version
+    assert adapter_label(home, version) == "core-self/v0002"
+    pointer.write_text(json.dumps({"version": "v0002", "history": ["v0001"]}))  # the registry's
+    assert resolve_adapter(home, "current") == version
+    pointer.write_text(json.dumps({"version": None, "history": ["v0002"]}))  # rolled back
+    with pytest.raises(LLMError, match="base model"):
+        resolve_adapter(home, "current")
+    pointer.unlink()
+    pointer.symlink_to(version)  # or a symlink to it
+    assert resolve_adapter(home, "current").resolve() == version.resolve()
+    with pytest.raises(LLMError, match="not a peft adapter folder"):
+        resolve_adapter(home, str(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def tiny_model_with_adapter(tmp_path_factory) -> tuple[Path, Path]:
+    """A real (random, tiny) Llama causal LM with its tokenizer, and a real peft LoRA on it:
+    the shape of what the LoRA stage will produce, small enough to load in a second."""
+    from peft import LoraConfig, get_peft_model
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    # A real word-level tokenizer trained on a few sentences, with a chat template.
+    words = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    words.pre_tokenizer = pre_tokenizers.Whitespace()
+    special = ["<unk>", "<pad>", "<eos>"]
+    corpus = ["user: Hello memory", "assistant: a wheel is a built package archive"]
+    words.train_from_iterator(corpus, trainers.WordLevelTrainer(special_tokens=special))
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=words, unk_token="<unk>", pad_token="<pad>", eos_token="<eos>"
+    )
+    tokenizer.chat_template = (
+        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant:{% endif %}"
+    )
+    root = tmp_path_factory.mktemp("tiny")
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    import torch
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    model_dir = root / "tiny-llama"
+    model.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    lora = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    adapter_dir = root / "adapter"
+    lora.save_pretrained(adapter_dir)
+    return model_dir, adapter_dir
+
+
+@pytest.mark.model
+def test_transformers_backend_loads_a_base_model_with_a_peft_adapter(
+    tiny_model_with_adapter, tmp_path: Path
+) -> None:
+    from peft import PeftModel
+
+    model_dir, adapter_dir = tiny_model_with_adapter
+    home = tmp_path / "home"
+    version = home / "adapters" / "core-self" / "v0001"
+    version.parent.mkdir(parents=True)
+    shutil.copytree(adapter_dir, version)
+    (version.parent / "current").write_text(json.dumps({"version": "v0001", "history": []}))
+    config = parse_config("")
+    backend = load_backend(config, model=str(model_dir), adapter="current", home=home)
+    assert backend.name == "transformers" and isinstance(backend.net, PeftModel)
+    assert backend.adapter == "core-self/v0001" and backend.model == "tiny-llama"
+    options = GenerationOptions(max_tokens=6, temperature=0.0, seed=0)
+    messages = [{"role": "user", "content": "Hello"}]
+    pieces = list(backend.stream(messages, options))
+    assert pieces and backend.chat(messages, options) == "".join(pieces)
+
+
+def test_prompt_without_sources_says_so() -> None:
+    assert "Sources:\n\n(none found)\n\nQuestion: and?" in build_messages("and?", [])[-1]["content"]

@@ -1,0 +1,334 @@
+"""LoRA training, the adapter registry, promotion and export, on the packaged SmolLM2-135M.
+
+The base model is converted from its GGUF once into pytest's cache folder (about 20-60 s the
+very first time) and loaded once per module; every run here trains a handful of steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mem.adapters.data import IGNORE, encode, load_examples, load_heldout
+from mem.adapters.evaluate import EvalOptions, better, normalize, token_f1
+from mem.adapters.registry import Registry, RegistryError
+from mem.adapters.train import LoraOptions, read_metrics, train_lora
+from mem.cli import cli
+
+# Made-up facts, so the base model cannot know them: (question, answer) restatements.
+FACTS = [
+    ("Как зовут кота Марины?", "Кота Марины зовут Пирожок."),
+    ("What is the name of Marina's cat?", "Marina's cat is called Pirozhok."),
+    ("В каком году основан посёлок Ёлкино?", "Посёлок Ёлкино основан в 1893 году."),
+    ("When was the village of Yolkino founded?", "Yolkino was founded in 1893."),
+    ("Какой пароль от сарая у Игоря?", "У Игоря пароль от сарая — синий ёж."),
+    ("What colour is Igor's boat?", "Igor's boat is bright orange."),
+    ("Где работает Степан?", "Степан работает смотрителем маяка на Ладоге."),
+    ("What does Stepan do?", "Stepan keeps the lighthouse on Lake Ladoga."),
+]
+HELDOUT = [
+    ("Как кличут кота Марины?", "Пирожок"),
+    ("Which year was Yolkino founded in?", "1893"),
+    ("Кем работает Степан?", "смотрителем маяка"),
+]
+
+pytestmark = pytest.mark.model
+
+
+def _row(question: str, answer: str, kind: str = "qa") -> dict:
+    return {
+        "messages": [
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": answer},
+        ],
+        "source": f"chunk-{abs(hash(question)) % 1000}",
+        "kind": kind,
+    }
+
+
+def write_dataset(
+    folder: Path, pairs: list[tuple[str, str]], validation: list[tuple[str, str]]
+) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train.jsonl").write_text(
+        "".join(json.dumps(_row(q, a), ensure_ascii=False) + "\n" for q, a in pairs),
+        encoding="utf-8",
+    )
+    (folder / "validation.jsonl").write_text(
+        "".join(json.dumps(_row(q, a), ensure_ascii=False) + "\n" for q, a in validation),
+        encoding="utf-8",
+    )
+    (folder / "heldout_questions.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {"question": q, "answer": a, "source": "x", "kind": "qa"}, ensure_ascii=False
+            )
+            + "\n"
+            for q, a in HELDOUT
+        ),
+        encoding="utf-8",
+    )
+    (folder / "manifest.json").write_text(json.dumps({"dataset_id": folder.name}) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def models_dir(request) -> Path:
+    """Shared across test runs: the fp32 copy of the packaged GGUF (written once)."""
+    return Path(request.config.cache.mkdir("mem-models"))
+
+
+@pytest.fixture(scope="module")
+def base(models_dir):
+    from mem.adapters.base_model import load_base
+
+    return load_base("smollm2", models_dir)
+
+
+@pytest.fixture(scope="module")
+def facts_dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("datasets")
+    return write_dataset(root / "20260101T000000Z-facts", FACTS, FACTS[::2])
+
+
+FAST = LoraOptions(
+    r=8, alpha=16, dropout=0.0, learning_rate=2e-3, max_steps=6, batch_size=4,
+    max_seq_len=96, warmup_ratio=0.0, save_every=2, seed=1, qlora="off",
+)  # fmt: skip
+
+
+def test_dataset_reader_and_assistant_only_labels(base, facts_dataset):
+    _, tokenizer = base
+    examples = load_examples(facts_dataset)
+    assert len(examples) == len(FACTS) and load_heldout(facts_dataset)[0].answer == "Пирожок"
+    encoded = encode(tokenizer, examples[0], max_len=128)
+    learned = [t for t in encoded.labels if t != IGNORE]
+    # Only the reply and its end-of-turn marker carry loss: not the system prompt, not the question.
+    assert tokenizer.decode(learned).strip() == FACTS[0][1] + "<|im_end|>"
+    assert len(learned) < len(encoded.input_ids) / 2
+
+
+def test_answer_normalisation_is_russian_aware():
+    assert normalize("Ёлкино, 1893 год!") == "елкино 1893 год"
+    assert token_f1("В ЁЛКИНО.", "в елкино") == 1.0
+    assert 0 < token_f1("посёлок Ёлкино основан", "Ёлкино основан в 1893") < 1
+    assert better(
+        {"token_f1": 0.0, "val_loss": 1.0}, {"token_f1": 0.0, "val_loss": 2.0}, "token_f1"
+    )[0]
+    assert not better({"token_f1": 0.2}, {"token_f1": 0.3}, "token_f1")[0]
+
+
+def test_interrupted_run_resumes_at_its_last_checkpoint(base, facts_dataset, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    model, tokenizer = base
+    examples = load_examples(facts_dataset)
+    options = LoraOptions(**{**FAST.__dict__, "max_steps": 3, "dropout": 0.1})
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_at_3(record: dict) -> None:  # after step 3 ran, before the adapter is saved
+        if record["step"] == 3:
+            raise Interrupt
+
+    run = tmp_path / "interrupted"
+    with pytest.raises(Interrupt):
+        train_lora(model, tokenizer, examples, options, run, on_step=stop_at_3)
+    assert not any("lora" in n for n, _ in model.named_modules())  # cleaned up after the stop
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-000002"]
+    resumed = train_lora(model, tokenizer, examples, options, run, resume=True)
+    assert resumed.resumed_from == 2
+    assert [r["step"] for r in resumed.history] == [3]
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl")] == [1, 2, 3]
+
+    straight = train_lora(model, tokenizer, examples, options, tmp_path / "straight")
+    a = load_file(resumed.adapter_dir / "adapter_model.safetensors")
+    b = load_file(straight.adapter_dir / "adapter_model.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def _fake_adapter(folder: Path, marker: str) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text(json.dumps({"r": 8, "marker": marker}))
+    (folder / "adapter_model.safetensors").write_bytes(marker.encode())
+    return folder
+
+
+def test_registry_promotes_and_rolls_back_atomically(tmp_path):
+    registry = Registry(tmp_path / "adapters")
+    assert registry.current() is None
+    v1 = registry.add(
+        _fake_adapter(tmp_path / "a1", "one"), {"base_model": "smollm2", "status": "promoted"}
+    )
+    assert v1.version == "v0001" and registry.current() is None  # registering is not promoting
+    registry.use("v0001")
+    # A crash while writing v0002 leaves only a hidden temp folder: not a version, current intact.
+    (registry.dir / ".v0002.999.tmp").mkdir()
+    assert registry.version_names() == ["v0001"] and registry.current() == "v0001"
+    v2 = registry.add(_fake_adapter(tmp_path / "a2", "two"), {"base_model": "smollm2"})
+    assert v2.manifest["parent"] == "v0001"
+    registry.use("2")
+    assert registry.current() == "v0002" and registry.history() == ["v0001"]
+    assert registry.rollback() == "v0001" and registry.current() == "v0001"
+    assert registry.rollback() is None  # v0001 had no parent: back to the base model
+    with pytest.raises(RegistryError):
+        registry.rollback()
+    assert not list(registry.dir.glob(".current*"))  # no stray temp pointer files
+    assert Registry(tmp_path / "adapters", "sport").version_names() == []
+
+
+def test_cli_adapters_list_use_rollback(tmp_path):
+    home = tmp_path / "home"
+    registry = Registry(home / "adapters")
+    for n in (1, 2):
+        registry.add(
+            _fake_adapter(tmp_path / f"a{n}", str(n)),
+            {"base_model": "smollm2", "status": "promoted"},
+        )
+    runner = CliRunner()
+    out = runner.invoke(cli, ["--home", str(home), "adapters", "use", "v0002", "--json"])
+    assert out.exit_code == 0, out.output
+    listed = json.loads(
+        runner.invoke(cli, ["--home", str(home), "adapters", "list", "--json"]).output
+    )
+    assert [(v["version"], v["current"]) for v in listed] == [("v0001", False), ("v0002", True)]
+    out = runner.invoke(cli, ["--home", str(home), "adapters", "rollback", "--json"])
+    assert json.loads(out.output)["current"] is None and registry.current() is None
+    out = runner.invoke(cli, ["--home", str(home), "adapters", "use", "v0009"])
+    assert out.exit_code == 3
+
+
+@pytest.fixture(scope="module")
+def distilled(base, models_dir, facts_dataset, tmp_path_factory):
+    """Two distill runs in one home: the real facts (promoted), then shuffled answers."""
+    from mem.adapters.pipeline import DistillSettings, run_distill
+
+    home = tmp_path_factory.mktemp("home")
+    (home / "models").symlink_to(models_dir, target_is_directory=True)
+    settings = DistillSettings(
+        "smollm2", models_dir, LoraOptions(**{**FAST.__dict__, "max_steps": 8}),
+        EvalOptions(max_seq_len=96, max_new_tokens=12, max_questions=3),
+        primary_metric="val_loss",
+    )  # fmt: skip
+    first = run_distill(facts_dataset, home / "adapters", home / "runs", settings, loaded=base)
+    answers = [a for _, a in FACTS]
+    random.Random(3).shuffle(answers)
+    wrong = write_dataset(
+        home / "datasets" / "20260102T000000Z-shuffled",
+        [(q, a) for (q, _), a in zip(FACTS, answers, strict=True)],
+        FACTS[::2],  # judged on the true facts
+    )
+    second = run_distill(wrong, home / "adapters", home / "runs", settings, loaded=base)
+    return home, first, second
+
+
+def test_a_few_steps_lower_the_loss(distilled, base):
+    _, first, _ = distilled
+    losses = [r["loss"] for r in read_metrics(first.run_dir / "metrics.jsonl")]
+    assert len(losses) == first.train.steps == 8
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert (first.train.adapter_dir / "adapter_model.safetensors").exists()
+    # The base model comes back without LoRA layers.
+    assert not any("lora" in n for n, _ in base[0].named_modules())
+
+
+def test_better_adapter_is_promoted_and_worse_is_not(distilled):
+    home, first, second = distilled
+    registry = Registry(home / "adapters")
+    assert first.promoted and first.version == "v0001"
+    assert first.metrics["adapter"]["val_loss"] < first.metrics["base"]["val_loss"]
+    assert not second.promoted and second.version == "v0002"
+    assert second.metrics["adapter"]["val_loss"] > second.metrics["current"]["val_loss"]
+    assert registry.current() == "v0001"
+    rejected = registry.get("v0002").manifest
+    assert rejected["status"] == "rejected" and rejected["compared_with"] == "v0001"
+    assert rejected["dataset"]["hash"] and rejected["hyperparameters"]["r"] == 8
+    run = first.run_dir
+    assert (run / "training.png").stat().st_size > 1000 and (run / "eval.png").exists()
+    assert "| adapter |" in (run / "report.md").read_text(encoding="utf-8")
+    assert json.loads((run / "run.json").read_text())["status"] == "done"
+
+
+def test_exports_load_back(distilled, base, tmp_path):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from mem.adapters.export import export
+
+    home, first, _ = distilled
+    model, tokenizer = base
+    version = Registry(home / "adapters").get("current")
+    base_dir = str(Path(model.name_or_path))
+
+    peft_out = export(version, "peft", tmp_path / "peft", base_dir, tokenizer)
+    merged_out = export(version, "merged", tmp_path / "merged", base_dir, tokenizer, model)
+    ids = tokenizer("Как зовут кота Марины?", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        wrapped = PeftModel.from_pretrained(model, str(peft_out.path))
+        expected = wrapped(ids).logits
+        wrapped.unload()
+        merged = AutoModelForCausalLM.from_pretrained(merged_out.path)
+        got = merged(ids).logits
+    assert torch.allclose(expected, got, atol=1e-3)
+    assert merged.generate(ids, max_new_tokens=3, do_sample=False).shape[1] == ids.shape[1] + 3
+
+    ollama = export(version, "ollama", tmp_path / "ollama", base_dir, tokenizer)
+    modelfile = (ollama.path / "Modelfile").read_text()
+    assert f"FROM {base_dir}" in modelfile and "ADAPTER ./adapter" in modelfile
+    assert "<|im_start|>{{ .Role }}" in modelfile and 'PARAMETER stop "<|im_end|>"' in modelfile
+    assert (ollama.path / "adapter" / "adapter_model.safetensors").exists()
+    vllm = export(version, "vllm", tmp_path / "vllm", base_dir, tokenizer)
+    assert (
+        "--enable-lora" in vllm.command and f"core-self-v0001={vllm.path}/adapter" in vllm.command
+    )
+    assert math.isfinite(first.metrics["adapter"]["perplexity"])
+
+
+def test_load_for_inference_with_core_and_domain_adapter(distilled):
+    from mem.adapters.pipeline import load_for_inference
+
+    home, _, second = distilled
+    sport = Registry(home / "adapters", "sport")
+    sport.use(sport.add(second.train.adapter_dir, {"base_model": "smollm2"}).version)
+    model, tokenizer = load_for_inference(home, domains=("sport",))
+    assert model.mem_adapter == "core-self/v0001, sport/v0001"
+    assert set(model.base_model.active_adapters) == {"core-self", "sport"}
+    ids = tokenizer("Кто такой Степан?", return_tensors="pt")["input_ids"]
+    assert (
+        model.generate(input_ids=ids, max_new_tokens=2, do_sample=False).shape[1]
+        == ids.shape[1] + 2
+    )
+
+
+def test_cli_distill_trains_registers_and_reports(models_dir, facts_dataset, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "models").symlink_to(models_dir, target_is_directory=True)
+    from mem.memory.config import DEFAULT_CONFIG
+
+    config = DEFAULT_CONFIG.replace("r = 16\n", "r = 4\n").replace(
+        "max_seq_len = 512", "max_seq_len = 96"
+    )
+    config = config.replace('primary_metric = "token_f1"', 'primary_metric = "val_loss"')
+    config = config.replace("eval_questions = 100", "eval_questions = 2")
+    config = config.replace("eval_max_new_tokens = 48", "eval_max_new_tokens = 6")
+    (home / "config.toml").write_text(config, encoding="utf-8")
+    args = ["--home", str(home), "distill", "--dataset", str(facts_dataset), "--steps", "2"]
+    out = CliRunner().invoke(cli, [*args, "--json", "-q"])
+    assert out.exit_code in (0, 1), out.output
+    result = json.loads(out.stdout)
+    assert result["adapter"] == "core-self/v0001" and result["train"]["steps"] == 2
+    assert (result["current"] == "v0001") == result["promoted"] == (out.exit_code == 0)
+    manifest = Registry(home / "adapters").get("v0001").manifest
+    assert manifest["hyperparameters"]["r"] == 4 and manifest["base_model"] == "smollm2"
+    bad = CliRunner().invoke(cli, ["--home", str(home), "distill", "--dataset", str(tmp_path)])
+    assert bad.exit_code == 3 and "not a dataset folder" in bad.output
