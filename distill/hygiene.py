@@ -37,25 +37,48 @@ _REDACTIONS: list[tuple[str, re.Pattern[str], str]] = [
     (
         "key",
         re.compile(
+            # A literal value only: `password = os.environ[...]` is code, not a secret.
             r"(?i)\b((?:api[_-]?key|secret|token|password|passwd|пароль)\s*[:=]\s*)"
-            r"[\"']?[^\s\"']{6,}[\"']?"
+            r"([\"']?)[A-Za-z0-9_\-+/=!@#$%^&*]{8,}\2(?![\w.(\[])"
         ),
         r"\1[key]",
     ),
     ("email", re.compile(r"\b[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)*\.[A-Za-z]{2,}\b"), "[email]"),
-    # At least ten digits with phone punctuation, optionally an international "+".
+    # Digit groups with spaces, dashes or brackets, optionally "+country"; _is_phone then
+    # wants 10-13 digits and rules out dates, ISBNs and zeros.
     (
         "phone",
-        re.compile(r"(?<![\w+])\+?\d(?:[\s\-().]{0,2}\d){9,13}(?![\w])"),
+        re.compile(
+            r"(?<![\w+.\-/])(?:\+\d{1,3}[\s\-]?)?(?:\(\d{1,4}\)[\s\-]?)?\d{1,4}"
+            r"(?:[\s\-]\d{2,8}){1,4}(?![\w\-/]|\.\d)"
+        ),
         "[phone]",
     ),
 ]
 
 
+def _is_phone(candidate: str) -> bool:
+    digits = re.sub(r"\D", "", candidate)
+    if not 10 <= len(digits) <= 13 or not digits.strip("0"):
+        return False
+    if len(digits) == 13 and digits.startswith(("978", "979")):  # an ISBN
+        return False
+    return not re.match(r"(19|20)\d\d-\d", candidate)  # a date or a year-number id
+
+
 def redact(text: str, counts: Counter | None = None) -> str:
     """E-mail addresses, phone numbers and secrets replaced by a bracketed placeholder."""
     for name, pattern, replacement in _REDACTIONS:
-        text, n = pattern.subn(replacement, text)
+        n = 0
+
+        def substitute(match: re.Match, name: str = name, replacement: str = replacement) -> str:
+            nonlocal n
+            if name == "phone" and not _is_phone(match.group(0)):
+                return match.group(0)
+            n += 1
+            return match.expand(replacement)
+
+        text = pattern.sub(substitute, text)
         if counts is not None and n:
             counts[name] += n
     return text

@@ -54,7 +54,8 @@ def distill_if_enough(memory: Memory) -> dict:
     waiting = memory.distillable_count()
     if waiting < minimum:
         return {"skipped": f"{waiting} new items above the novelty threshold (minimum {minimum})"}
-    return memory.distill()
+    # Training reads the built dataset, not the corpus: no writer lock, so ingest and ask go on.
+    return memory.distill().to_json()
 
 
 DEFAULT_STEPS: tuple[tuple[str, Step], ...] = (
