@@ -812,10 +812,10 @@ def adapters_list(ctx: click.Context, as_json: bool) -> None:
         _print_json(versions)
         return
     for v in versions:
-        primary = v["metrics"].get("token_f1", v["metrics"].get("val_loss"))
+        metric = v["primary_metric"] or "token_f1"
         click.echo(
             f"{'*' if v['current'] else ' '} {v['version']}  {v['status'] or '':9}"
-            f"{v['created_at'] or ''}  dataset {v['dataset']}  score {primary}"
+            f"{v['created_at'] or ''}  dataset {v['dataset']}  {metric} {v['metrics'].get(metric)}"
         )
     if not versions:
         click.echo("no adapters yet: run `mem distill`")

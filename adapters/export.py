@@ -99,7 +99,8 @@ def export(
     """Write `version` to `out` in `fmt`.
 
     base_dir: the base model as a transformers folder (the fp32 copy of a GGUF); `merged`
-    needs `model` (the loaded base) and all but `peft` need the tokenizer.
+    needs `model` (the loaded base, which it merges into: pass one loaded for this alone) and
+    all but `peft` need the tokenizer.
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")

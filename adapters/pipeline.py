@@ -174,10 +174,10 @@ def run_distill(
             "eval_seconds": round(eval_seconds, 1),
             "run": run_dir.name,
         }
+        _plot_eval(run_dir, metrics)  # before registering: nothing after it should fail
         version = registry.add(trained.adapter_dir, manifest)
         if won:
             registry.use(version.version)
-        _plot_eval(run_dir, metrics)
         _write_report(run_dir, name, version.version, manifest)
         result = DistillResult(
             name, version.version, won, reason, registry.current(), run_dir, metrics, trained

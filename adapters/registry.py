@@ -53,6 +53,7 @@ class Version:
             "base_model": self.manifest.get("base_model"),
             "parent": self.manifest.get("parent"),
             "dataset": self.manifest.get("dataset", {}).get("id"),
+            "primary_metric": self.manifest.get("primary_metric"),
             "metrics": self.manifest.get("metrics", {}).get("adapter", {}),
         }
 

@@ -129,7 +129,7 @@ def test_interrupted_run_resumes_at_its_last_checkpoint(base, facts_dataset, tmp
 
     model, tokenizer = base
     examples = load_examples(facts_dataset)
-    options = LoraOptions(**{**FAST.__dict__, "max_steps": 3, "dropout": 0.1})
+    options = LoraOptions(**{**FAST.__dict__, "max_steps": 3, "dropout": 0.1, "batch_size": 2})
 
     class Interrupt(Exception):
         pass
@@ -214,7 +214,7 @@ def distilled(base, models_dir, facts_dataset, tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     (home / "models").symlink_to(models_dir, target_is_directory=True)
     settings = DistillSettings(
-        "smollm2", models_dir, LoraOptions(**{**FAST.__dict__, "max_steps": 8}),
+        "smollm2", models_dir, LoraOptions(**{**FAST.__dict__, "max_steps": 6}),
         EvalOptions(max_seq_len=96, max_new_tokens=12, max_questions=3),
         primary_metric="val_loss",
     )  # fmt: skip
@@ -233,8 +233,9 @@ def distilled(base, models_dir, facts_dataset, tmp_path_factory):
 def test_a_few_steps_lower_the_loss(distilled, base):
     _, first, _ = distilled
     losses = [r["loss"] for r in read_metrics(first.run_dir / "metrics.jsonl")]
-    assert len(losses) == first.train.steps == 8
-    assert losses[-1] < 0.7 * losses[0], losses
+    assert len(losses) == first.train.steps == 6
+    # 8 examples in batches of 4: compare the last epoch's two steps with the first epoch's
+    assert sum(losses[-2:]) < 0.7 * sum(losses[:2]), losses
     assert (first.train.adapter_dir / "adapter_model.safetensors").exists()
     # The base model comes back without LoRA layers.
     assert not any("lora" in n for n, _ in base[0].named_modules())
@@ -270,7 +271,9 @@ def test_exports_load_back(distilled, base, tmp_path):
     base_dir = str(Path(model.name_or_path))
 
     peft_out = export(version, "peft", tmp_path / "peft", base_dir, tokenizer)
-    merged_out = export(version, "merged", tmp_path / "merged", base_dir, tokenizer, model)
+    # merged export merges into the model it is given: hand it its own copy of the base
+    fresh = AutoModelForCausalLM.from_pretrained(base_dir)
+    merged_out = export(version, "merged", tmp_path / "merged", base_dir, tokenizer, fresh)
     ids = tokenizer("Как зовут кота Марины?", return_tensors="pt")["input_ids"]
     with torch.no_grad():
         wrapped = PeftModel.from_pretrained(model, str(peft_out.path))
