@@ -15,6 +15,27 @@ class LockTimeout(Exception):
     """Another mem process kept the memory busy for longer than we would wait."""
 
 
+def _holder(handle) -> str:
+    handle.seek(0)
+    return handle.read().strip() or "another mem process"
+
+
+@contextmanager
+def _holding(handle, what: str) -> Iterator[None]:
+    """We hold the flock: write who we are (for whoever waits), clear and release it after."""
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{what} (pid {os.getpid()})")
+    handle.flush()
+    try:
+        yield
+    finally:
+        handle.seek(0)
+        handle.truncate()
+        handle.flush()
+        fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @contextmanager
 def writer_lock(home: Path, what: str, timeout_s: float = 3600.0) -> Iterator[None]:
     """Hold <home>/.writer.lock; say once on stderr who we are waiting for."""
@@ -29,26 +50,15 @@ def writer_lock(home: Path, what: str, timeout_s: float = 3600.0) -> Iterator[No
                 break
             except BlockingIOError:
                 if not told:
-                    handle.seek(0)
-                    holder = handle.read().strip() or "another mem process"
-                    print(f"mem: waiting for {holder} to finish…", file=sys.stderr)
+                    print(f"mem: waiting for {_holder(handle)} to finish…", file=sys.stderr)
                     told = True
                 if time.monotonic() > deadline:
                     raise LockTimeout(
                         f"memory at {home} stayed busy for {timeout_s:.0f} s"
                     ) from None
                 time.sleep(0.2)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{what} (pid {os.getpid()})")
-        handle.flush()
-        try:
+        with _holding(handle, what):
             yield
-        finally:
-            handle.seek(0)
-            handle.truncate()
-            handle.flush()
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class Busy(Exception):
@@ -63,16 +73,6 @@ def exclusive(home: Path, name: str, what: str) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            raise Busy(handle.read().strip() or "another mem process") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{what} (pid {os.getpid()})")
-        handle.flush()
-        try:
+            raise Busy(_holder(handle)) from None
+        with _holding(handle, what):
             yield
-        finally:
-            handle.seek(0)
-            handle.truncate()
-            handle.flush()
-            fcntl.flock(handle, fcntl.LOCK_UN)
