@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from mem.adapters.data import dataset_hash, load_examples, load_heldout
 from mem.adapters.evaluate import METRICS, EvalOptions, better, evaluate_adapters
 from mem.adapters.registry import CORE, Registry, RegistryError
 from mem.adapters.train import LoraOptions, TrainResult, plot_training, train_lora, use_qlora
+from mem.memory.home import write_atomic
 
 log = logging.getLogger("mem.adapters")
 
@@ -66,9 +66,7 @@ def _now() -> str:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
 def _run_info(run_dir: Path) -> dict:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mem.memory.home import write_atomic
+
 CORE = "core-self"
 _VERSION = re.compile(r"^v(\d{4,})$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -60,15 +62,6 @@ class Version:
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
 
 
 def adapter_names(root: Path) -> list[str]:
@@ -191,4 +184,4 @@ class Registry:
     def _set(self, version: str | None, history: list[str]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         pointer = {"version": version, "history": history[-50:], "updated_at": _now()}
-        _write_atomic(self.dir / "current", json.dumps(pointer, indent=2) + "\n")
+        write_atomic(self.dir / "current", json.dumps(pointer, indent=2) + "\n")

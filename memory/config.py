@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+from mem.memory.home import write_atomic
 
 DEFAULT_CONFIG = """\
 # mem configuration. Every model is a short name of a packaged model, a local path,
@@ -306,9 +307,7 @@ def load_config(home: Path) -> Config:
     path = home / "config.toml"
     if not path.exists():
         home.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".toml.tmp")
-        tmp.write_text(DEFAULT_CONFIG, encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(path, DEFAULT_CONFIG)
     try:
         return parse_config(path.read_text(encoding="utf-8"))
     except ConfigError as exc:

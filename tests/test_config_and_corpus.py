@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,32 @@ def test_config_written_with_defaults_on_first_use(tmp_path: Path) -> None:
     assert config.retrieval.k == 5
     # The written file parses back to the same defaults.
     assert parse_config((tmp_path / "h" / "config.toml").read_text()) == config
+
+
+def test_first_use_from_many_threads_at_once(tmp_path: Path) -> None:
+    # The nightly scheduler and a CLI call can open a new home together; a shared
+    # temporary name made one of them fail with FileNotFoundError (seen in CI).
+    homes = [tmp_path / f"home{i}" for i in range(30)]
+    start = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def first_use() -> None:
+        for home in homes:
+            start.wait()
+            try:
+                load_config(home)
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=first_use) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for home in homes:
+        assert [p.name for p in home.iterdir()] == ["config.toml"]  # no temporaries left
+        assert load_config(home).embedding.model
 
 
 def test_config_rejects_unknown_keys_and_wrong_types() -> None:
