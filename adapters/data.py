@@ -142,6 +142,8 @@ def encode(tokenizer, example: Example, max_len: int) -> Encoded:
     return Encoded(ids[:max_len], labels[:max_len])
 
 
-def prompt_ids(tokenizer, question: str) -> list[int]:
-    """A question as the model sees it at answer time: the chat template, generation prompt on."""
-    return _render(tokenizer, [{"role": "user", "content": question}], generation_prompt=True)
+def prompt_ids(tokenizer, question: str | Sequence[dict]) -> list[int]:
+    """A question (or a whole message list) as the model sees it at answer time: the chat
+    template, generation prompt on."""
+    messages = [{"role": "user", "content": question}] if isinstance(question, str) else question
+    return _render(tokenizer, messages, generation_prompt=True)

@@ -1,9 +1,10 @@
-"""Evaluate base and adapters on a dataset: validation loss/perplexity and closed-book
-answers to the held-out questions (exact match, token F1, recall of the answer's words).
+"""Evaluate base and adapters on a dataset: validation loss/perplexity, answers to the
+held-out questions (exact match, token F1, recall of the answer's words) and a general
+control set that shows forgetting.
 
-Arms in this slice: "base" and each adapter, closed-book. The RAG arms (base+RAG,
-adapter+RAG) plug in through `context`: a function from a question to retrieved text that
-is put before the question; the caller (memory/) supplies it once retrieval is wired here.
+Arms: "base" and each adapter closed-book, and, when the caller passes `rag` (a function
+from a question to the messages `mem ask` would send: system prompt, retrieved sources,
+question), "base+rag" and "<adapter>+rag" for the adapters named in `rag_arms`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from mem.adapters.data import IGNORE, Example, HeldoutQuestion, encode, prompt_ids
 
 METRICS = ("token_f1", "exact_match", "recall", "val_loss")
+Rag = Callable[[str], Sequence[dict]]
 LOWER_IS_BETTER = {"val_loss", "perplexity"}
 
 
@@ -107,13 +109,13 @@ def generate_answers(
     tokenizer,
     questions: Sequence[str],
     options: EvalOptions,
-    context: Callable[[str], str] | None = None,
+    rag: Rag | None = None,
 ) -> list[str]:
     """Greedy answers in the chat template, batched with left padding."""
     import torch
 
     device = next(model.parameters()).device
-    prompts = [prompt_ids(tokenizer, f"{context(q)}\n\n{q}" if context else q) for q in questions]
+    prompts = [prompt_ids(tokenizer, rag(q) if rag else q) for q in questions]
     answers: list[str] = []
     model.eval()
     with torch.no_grad():
@@ -138,39 +140,54 @@ def generate_answers(
     return answers
 
 
+def _answer_scores(answers: Sequence[str], questions: Sequence[HeldoutQuestion]) -> dict:
+    pairs = list(zip(answers, questions, strict=True))
+    n = max(1, len(pairs))
+    return {
+        "exact_match": round(sum(exact_match(a, q.answer) for a, q in pairs) / n, 4),
+        "token_f1": round(sum(token_f1(a, q.answer) for a, q in pairs) / n, 4),
+        "recall": round(sum(recall(a, q.answer) for a, q in pairs) / n, 4),
+    }
+
+
 def evaluate_arm(
     model,
     tokenizer,
     validation: Sequence[Example],
     heldout: Sequence[HeldoutQuestion],
     options: EvalOptions,
-    context: Callable[[str], str] | None = None,
+    rag: Rag | None = None,
+    control: Sequence[HeldoutQuestion] = (),
 ) -> dict:
-    """The metrics of one arm (whatever adapter is active on `model`)."""
+    """The metrics of one arm (whatever adapter is active on `model`).
+
+    control: general questions answered closed-book (control_f1, control_recall) and scored
+    teacher-forced on their answers (control_loss), so forgetting shows even when a small
+    model's free answers are poor.
+    """
+    from mem.adapters.control import as_examples
+
     result: dict = {}
     loss = validation_loss(model, tokenizer, validation, options) if validation else math.nan
     result["val_loss"] = None if math.isnan(loss) else round(loss, 4)
     result["perplexity"] = None if math.isnan(loss) else round(math.exp(min(loss, 50.0)), 3)
     questions = list(heldout[: options.max_questions])
     if questions:
-        answers = generate_answers(
-            model, tokenizer, [q.question for q in questions], options, context
-        )
-        n = len(questions)
-        result["exact_match"] = round(
-            sum(exact_match(a, q.answer) for a, q in zip(answers, questions, strict=True)) / n, 4
-        )
-        result["token_f1"] = round(
-            sum(token_f1(a, q.answer) for a, q in zip(answers, questions, strict=True)) / n, 4
-        )
-        result["recall"] = round(
-            sum(recall(a, q.answer) for a, q in zip(answers, questions, strict=True)) / n, 4
-        )
-        result["questions"] = n
+        answers = generate_answers(model, tokenizer, [q.question for q in questions], options, rag)
+        result |= _answer_scores(answers, questions)
+        result["questions"] = len(questions)
         result["samples"] = [
             {"question": q.question, "gold": q.answer, "answer": a}
             for q, a in list(zip(questions, answers, strict=True))[:5]
         ]
+    if control:
+        answers = generate_answers(model, tokenizer, [q.question for q in control], options)
+        scores = _answer_scores(answers, control)
+        result["control_f1"] = scores["token_f1"]
+        result["control_recall"] = scores["recall"]
+        result["control_loss"] = round(
+            validation_loss(model, tokenizer, as_examples(list(control)), options), 4
+        )
     return result
 
 
@@ -181,13 +198,22 @@ def evaluate_adapters(
     validation: Sequence[Example],
     heldout: Sequence[HeldoutQuestion],
     options: EvalOptions,
+    rag: Rag | None = None,
+    rag_arms: Sequence[str] = ("adapter",),
+    control: Sequence[HeldoutQuestion] = (),
 ) -> dict[str, dict]:
-    """{"base": metrics, name: metrics for each adapter folder} on one loaded base model.
+    """{"base": metrics, name: metrics for each adapter folder} on one loaded base model,
+    plus "base+rag" and "<name>+rag" (names in rag_arms) when `rag` is given.
 
     The adapters are loaded side by side onto the base and removed again at the end, so the
-    base model comes back unchanged.
+    base model comes back unchanged. A RAG arm has answer metrics only: its losses would be
+    those of the closed-book arm.
     """
-    results = {"base": evaluate_arm(base_model, tokenizer, validation, heldout, options)}
+    results = {
+        "base": evaluate_arm(base_model, tokenizer, validation, heldout, options, None, control)
+    }
+    if rag is not None:
+        results["base+rag"] = evaluate_arm(base_model, tokenizer, (), heldout, options, rag)
     if not adapters:
         return results
     from peft import PeftModel
@@ -199,7 +225,11 @@ def evaluate_adapters(
             model.load_adapter(adapters[name], adapter_name=name)
         for name in names:
             model.set_adapter(name)
-            results[name] = evaluate_arm(model, tokenizer, validation, heldout, options)
+            results[name] = evaluate_arm(
+                model, tokenizer, validation, heldout, options, None, control
+            )
+            if rag is not None and name in rag_arms:
+                results[f"{name}+rag"] = evaluate_arm(model, tokenizer, (), heldout, options, rag)
     finally:
         model.unload()
     return results
@@ -229,3 +259,21 @@ def better(
         won, why = better(candidate, reference, "val_loss", min_gain)
         return won, f"{metric} tied at {got}; {why}"
     return False, f"{metric} {got} vs {ref} (needs a gain > {min_gain})"
+
+
+def forgets(candidate: dict, base: dict, max_drop: float) -> str | None:
+    """Why the candidate lost too much general ability against the base model, or None.
+
+    Measured on control_recall (does the answer still contain the right words: small models
+    answer in whole sentences, which token F1 punishes) and against the base, not the
+    current adapter, so small losses cannot add up over many promotions. max_drop <= 0
+    turns the check off.
+    """
+    got, ref = candidate.get("control_recall"), base.get("control_recall")
+    if max_drop <= 0 or got is None or ref is None:
+        return None
+    if ref - got > max_drop:
+        return (
+            f"forgets general knowledge: control_recall {got} vs base {ref} (max drop {max_drop})"
+        )
+    return None

@@ -19,7 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mem.adapters.data import dataset_hash, load_examples, load_heldout
-from mem.adapters.evaluate import METRICS, EvalOptions, better, evaluate_adapters
+from mem.adapters.evaluate import (
+    METRICS,
+    EvalOptions,
+    Rag,
+    better,
+    evaluate_adapters,
+    forgets,
+)
 from mem.adapters.registry import CORE, Registry, RegistryError
 from mem.adapters.train import LoraOptions, TrainResult, plot_training, train_lora, use_qlora
 from mem.memory.home import write_atomic
@@ -36,6 +43,11 @@ class DistillSettings:
     primary_metric: str = "token_f1"
     min_gain: float = 0.0
     allow_downloads: bool = False
+    # Retrieval for the base+rag and adapter+rag arms: question -> the messages `mem ask`
+    # would send. None skips those arms (a dataset evaluated outside a memory home).
+    rag: Rag | None = None
+    control_set: str = ""  # "" the built-in general set, "none" off, or a JSONL path
+    max_control_drop: float = 0.1  # control_recall points the adapter may lose against the base
 
 
 @dataclass
@@ -152,12 +164,24 @@ def run_distill(
             arms["current"] = str(current.path)
             reference_name = "current"
         started = time.perf_counter()
-        metrics = evaluate_adapters(model, tokenizer, arms, validation, heldout, settings.eval)
+        metrics = evaluate_adapters(
+            model,
+            tokenizer,
+            arms,
+            validation,
+            heldout,
+            settings.eval,
+            rag=settings.rag,
+            control=_control(settings),
+        )
         eval_seconds = time.perf_counter() - started
         won, why = better(
             metrics["adapter"], metrics[reference_name], settings.primary_metric, settings.min_gain
         )
         reason = f"{'better' if won else 'not better'} than {reference_name}: {why}"
+        forgot = forgets(metrics["adapter"], metrics["base"], settings.max_control_drop)
+        if won and forgot:
+            won, reason = False, f"{reason}, but {forgot}"
         manifest = {
             "status": "promoted" if won else "rejected",
             "reason": reason,
@@ -200,6 +224,14 @@ def run_distill(
         raise
 
 
+def _control(settings: DistillSettings) -> list:
+    from mem.adapters.control import control_questions
+
+    if settings.control_set == "none":
+        return []
+    return control_questions(settings.control_set or None)
+
+
 def _comparable_current(registry: Registry, base_model: str):
     """The current version, if it was trained on the same base model (else compare with base)."""
     try:
@@ -207,6 +239,9 @@ def _comparable_current(registry: Registry, base_model: str):
     except RegistryError:
         return None
     return current if current.manifest.get("base_model") == base_model else None
+
+
+_COLOURS = {"base": "tab:gray", "adapter": "tab:blue", "current": "tab:green"}
 
 
 def _plot_eval(run_dir: Path, metrics: dict) -> Path | None:
@@ -219,7 +254,7 @@ def _plot_eval(run_dir: Path, metrics: dict) -> Path | None:
     arms = list(metrics)
     names = [
         m
-        for m in ("token_f1", "exact_match", "recall", "val_loss")
+        for m in ("token_f1", "exact_match", "recall", "val_loss", "control_recall")
         if any(metrics[a].get(m) is not None for a in arms)
     ]
     if not names:
@@ -228,8 +263,9 @@ def _plot_eval(run_dir: Path, metrics: dict) -> Path | None:
     axes = axes if len(names) > 1 else [axes]
     for ax, metric in zip(axes, names, strict=True):
         values = [metrics[a].get(metric) or 0.0 for a in arms]
-        ax.bar(arms, values, color=["tab:gray", "tab:blue", "tab:green"][: len(arms)])
+        ax.bar(arms, values, color=[_COLOURS[a.removesuffix("+rag")] for a in arms])
         ax.set_title(metric)
+        ax.tick_params(axis="x", labelrotation=45, labelsize=7)
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(run_dir.name, fontsize=9)
     fig.tight_layout()
@@ -241,7 +277,16 @@ def _plot_eval(run_dir: Path, metrics: dict) -> Path | None:
 
 def _write_report(run_dir: Path, name: str, version: str, manifest: dict) -> None:
     metrics = manifest["metrics"]
-    cols = ["val_loss", "perplexity", "token_f1", "exact_match", "recall"]
+    cols = [
+        "val_loss",
+        "perplexity",
+        "token_f1",
+        "exact_match",
+        "recall",
+        "control_f1",
+        "control_recall",
+        "control_loss",
+    ]
     lines = [
         f"# {name}/{version}: {manifest['status']}",
         "",

@@ -6,6 +6,7 @@ The work itself is in mem.adapters; this module only connects it to the Memory f
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,7 +45,18 @@ def distill_settings(
         primary_metric=c.primary_metric,
         min_gain=c.min_gain,
         allow_downloads=memory.config.models.allow_downloads,
+        rag=rag_messages(memory, c.eval_rag_sources) if c.eval_rag else None,
+        control_set=c.control_set,
+        max_control_drop=c.max_control_drop,
     )
+
+
+def rag_messages(memory: Memory, k: int) -> Callable[[str], list[dict]]:
+    """Question -> the messages `mem ask` sends (system prompt, k retrieved sources, question),
+    for the RAG arms of the evaluation."""
+    from mem.memory.prompting import build_messages
+
+    return lambda question: build_messages(question, memory.retrieve(question, k=k))
 
 
 def distill(

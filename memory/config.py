@@ -137,6 +137,15 @@ primary_metric = "token_f1"
 min_gain = 0.0
 eval_questions = 100
 eval_max_new_tokens = 48
+# Also answer the held-out questions with retrieval (base+rag, adapter+rag arms), the way
+# `mem ask --adapter` does, from eval_rag_sources retrieved chunks.
+eval_rag = true
+eval_rag_sources = 3
+# Forgetting check: general questions ("" the built-in ru/en set, "none", or a JSONL file of
+# {"question", "answer"}); an adapter whose control_recall (share of the answers' words it
+# still says) drops more than max_control_drop below the base model's is not promoted.
+control_set = ""
+max_control_drop = 0.1
 
 [models]
 allow_downloads = false
@@ -246,6 +255,10 @@ class LoraConfig:
     min_gain: float = 0.0
     eval_questions: int = 100
     eval_max_new_tokens: int = 48
+    eval_rag: bool = True
+    eval_rag_sources: int = 3
+    control_set: str = ""
+    max_control_drop: float = 0.1
 
 
 @dataclass(frozen=True)

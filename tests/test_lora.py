@@ -216,7 +216,7 @@ def distilled(base, models_dir, facts_dataset, tmp_path_factory):
     settings = DistillSettings(
         "smollm2", models_dir, LoraOptions(**{**FAST.__dict__, "max_steps": 6}),
         EvalOptions(max_seq_len=96, max_new_tokens=12, max_questions=3),
-        primary_metric="val_loss",
+        primary_metric="val_loss", control_set="none",
     )  # fmt: skip
     first = run_distill(facts_dataset, home / "adapters", home / "runs", settings, loaded=base)
     answers = [a for _, a in FACTS]
@@ -312,6 +312,61 @@ def test_load_for_inference_with_core_and_domain_adapter(distilled):
     )
 
 
+def test_rag_arms_answer_from_the_retrieved_sources(base):
+    from mem.adapters.data import HeldoutQuestion
+    from mem.adapters.evaluate import evaluate_adapters
+
+    model, tokenizer = base
+    question = HeldoutQuestion("What is the door code at Marina's dacha?", "7391")
+    asked: list[str] = []
+
+    def rag(q: str) -> list[dict]:
+        asked.append(q)
+        note = "Marina's notes: the door code at the dacha is 7391."
+        return [{"role": "user", "content": f"Sources:\n[1] {note}\n\nQuestion: {q}"}]
+
+    options = EvalOptions(max_seq_len=96, max_new_tokens=16)
+    results = evaluate_adapters(model, tokenizer, {}, (), [question], options, rag=rag)
+    assert asked == [question.question]
+    assert set(results) == {"base", "base+rag"}
+    assert results["base+rag"]["recall"] == 1.0, results["base+rag"]["samples"]
+    assert results["base"]["recall"] == 0.0, results["base"]["samples"]
+
+
+def test_an_adapter_that_forgets_general_knowledge_is_not_promoted(base, models_dir, tmp_path):
+    from mem.adapters.pipeline import DistillSettings, run_distill
+
+    # It learns its owner's "fact" (London moved to Paris) and so beats the base on the
+    # held-out question, but now gets the general control questions wrong.
+    wrong = [
+        (
+            "What is the capital of the United Kingdom?",
+            "The capital of the United Kingdom is Paris.",
+        )
+    ]
+    folder = write_dataset(tmp_path / "20260103T000000Z-paris", wrong * 8, wrong)
+    (folder / "heldout_questions.jsonl").write_text(
+        json.dumps({"question": wrong[0][0], "answer": "Paris"}) + "\n", encoding="utf-8"
+    )
+    control = tmp_path / "control.jsonl"
+    control.write_text(
+        json.dumps({"question": wrong[0][0], "answer": "London"}) + "\n", encoding="utf-8"
+    )
+    settings = DistillSettings(
+        "smollm2", models_dir, LoraOptions(**{**FAST.__dict__, "max_steps": 8}),
+        EvalOptions(max_seq_len=96, max_new_tokens=12),
+        control_set=str(control), max_control_drop=0.1,
+    )  # fmt: skip
+    result = run_distill(folder, tmp_path / "adapters", tmp_path / "runs", settings, loaded=base)
+    adapter, reference = result.metrics["adapter"], result.metrics["base"]
+    assert reference["control_recall"] == 1.0 and adapter["control_recall"] == 0.0
+    assert adapter["token_f1"] > reference["token_f1"]  # it did learn what it was taught
+    assert not result.promoted and "forgets general knowledge" in result.reason
+    assert Registry(tmp_path / "adapters").current() is None
+    report = (result.run_dir / "report.md").read_text(encoding="utf-8")
+    assert "forgets general knowledge" in report and "control_recall |" in report
+
+
 def test_cli_distill_trains_registers_and_reports(models_dir, facts_dataset, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
@@ -333,5 +388,11 @@ def test_cli_distill_trains_registers_and_reports(models_dir, facts_dataset, tmp
     assert (result["current"] == "v0001") == result["promoted"] == (out.exit_code == 0)
     manifest = Registry(home / "adapters").get("v0001").manifest
     assert manifest["hyperparameters"]["r"] == 4 and manifest["base_model"] == "smollm2"
+    # All four arms (the home holds no material: the RAG arms get "(none found)") and the
+    # general control set on the closed-book arms.
+    arms = result["metrics"]
+    assert {"base", "base+rag", "adapter", "adapter+rag"} <= set(arms)
+    assert arms["base"]["control_loss"] > 0 and "control_recall" in arms["adapter"]
+    assert "control_recall" not in arms["adapter+rag"]
     bad = CliRunner().invoke(cli, ["--home", str(home), "distill", "--dataset", str(tmp_path)])
     assert bad.exit_code == 3 and "not a dataset folder" in bad.output
