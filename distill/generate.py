@@ -26,6 +26,14 @@ _STOCK_QUESTION = re.compile(
     r"^\W*(ok(ay)?|thanks?( you)?|continue|go on|ок|спасибо|продолжай|дальше|да|нет)\W*$",
     re.IGNORECASE,
 )
+# A name: capitalised words in a row ("Питтсбург Стилерс", "Super Bowl 50").
+_NAME = re.compile(r"\b[A-ZА-ЯЁ][\w\-]+(?:\s+(?:[A-ZА-ЯЁ][\w\-]+|\d+\b))*")
+# Capitalised by grammar, not because they name something, when they open a sentence.
+_OPENERS = {
+    "a", "an", "the", "in", "on", "at", "this", "that", "these", "after", "before", "during",
+    "then", "however", "в", "на", "по", "это", "эти", "затем", "после", "до", "во", "однако",
+    "когда", "хотя", "так", "также", "но", "и", "а", "с", "со", "к", "из", "за", "для",
+}  # fmt: skip
 _DEFINITION = {
     "ru": re.compile(
         r"^(?P<term>[«\"]?[A-ZА-ЯЁ][\w\-«»\" ]{0,50}?)\s+[—–-]\s+(?:это\s+)?(?P<body>.{12,})$"
@@ -45,6 +53,7 @@ _TEMPLATES = {
         "section": "Что написано в разделе «{topic}» («{title}»)?",
         "define": "Что такое {topic}?",
         "cloze": "Закончи фразу из «{title}»: «{start}…»",
+        "about": "Что ты знаешь про «{topic}»?",
         "paraphrase_doc": "Перечисли основные мысли из «{title}»{where}.",
         "paraphrase_chat": "Напомни, что ты знаешь об этом: {question}",
     },
@@ -55,6 +64,7 @@ _TEMPLATES = {
         "section": "What does the section «{topic}» of «{title}» say?",
         "define": "What is {topic}?",
         "cloze": "Finish this sentence from «{title}»: “{start}…”",
+        "about": "What do you know about {topic}?",
         "paraphrase_doc": "List the main points of «{title}»{where}.",
         "paraphrase_chat": "Remind me what you know about this: {question}",
     },
@@ -90,6 +100,21 @@ def sentences(text: str) -> list[str]:
         pending = ""
     if pending:
         out.append(pending)
+    return out
+
+
+def names(sentence: str) -> list[str]:
+    """Proper names in a sentence ("Питтсбург Стилерс", "Super Bowl 50"): the sentence's
+    first word only when it starts a longer name, and never a grammar word like "The"."""
+    out = []
+    for match in _NAME.finditer(sentence):
+        words = match.group(0).split()
+        lone_opener = len(words) < 2 and not sentence[: match.start()].strip(' «"(')
+        while words and words[0].lower() in _OPENERS:
+            words = words[1:]
+        if lone_opener or not words or len(words[0]) < 3:
+            continue
+        out.append(" ".join(words))
     return out
 
 
@@ -188,7 +213,12 @@ class OfflineGenerator:
             return out + self._document(replace(item, text=text))
         found = sentences(text)
         title = item.title or "—"
-        return out + self._definitions(item, found, t) + self._clozes(item, found, t, title)
+        return (
+            out
+            + self._definitions(item, found, t)
+            + self._clozes(item, found, t, title)
+            + self._about(item, found, t)
+        )
 
     def _document(self, item: SourceItem) -> list[Example]:
         t = _templates(item)
@@ -206,6 +236,7 @@ class OfflineGenerator:
             out.append(_example(item, "qa", t["section"].format(topic=section, title=title), body))
         out += self._definitions(item, found, t)
         out += self._clozes(item, found, t, title)
+        out += self._about(item, found, t)
         points = _points(item.text, 8)
         if len(points) >= 2:
             listed = "\n".join(f"- {p}" for p in points)
@@ -225,12 +256,31 @@ class OfflineGenerator:
                 out.append(_example(item, "qa", t["define"].format(topic=term), sentence))
         return out
 
-    def _clozes(self, item: SourceItem, found: list[str], t: dict, title: str) -> list[Example]:
+    def _about(self, item: SourceItem, found: list[str], t: dict, limit: int = 6) -> list[Example]:
+        """ "What do you know about <name>?" -> the sentences that mention it. People ask
+        about a thing by its name, without the file it came from; several names per
+        sentence restate its fact from several sides."""
+        mentions: dict[str, list[str]] = {}
+        for sentence in found:
+            if len(sentence.split()) < 5:
+                continue
+            for name in names(sentence):
+                said = mentions.setdefault(name, [])
+                if len(said) < 2 and sentence not in said:
+                    said.append(sentence)
+        return [
+            _example(item, "qa", t["about"].format(topic=name), " ".join(said))
+            for name, said in list(mentions.items())[:limit]
+        ]
+
+    def _clozes(
+        self, item: SourceItem, found: list[str], t: dict, title: str, limit: int = 6
+    ) -> list[Example]:
         # A sentence with a number or a name in its second half is a fact worth recalling.
         out = []
         for sentence in found:
             words = sentence.split()
-            if len(words) < 8 or len(out) >= 2:
+            if len(words) < 8 or len(out) >= limit:
                 continue
             cut = len(words) // 2
             rest = " ".join(words[cut:])

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from mem.cli import cli
 from mem.distill.export import read_jsonl
-from mem.distill.generate import OfflineGenerator, make_generator, parse_qa
+from mem.distill.generate import OfflineGenerator, make_generator, names, parse_qa
 from mem.distill.hygiene import TokenCounter, limit_length, redact, validation_groups
 from mem.distill.records import Example, SourceItem
 from mem.distill.selection import replay_count
@@ -225,6 +225,22 @@ def test_offline_generator_restates_a_fact_several_ways() -> None:
     prompts = [e.prompt for e in examples]
     assert "Что такое ReLU?" in prompts  # a definition became a question in Russian
     assert all(e.source == "c1" for e in examples)
+
+
+def test_names_in_a_fact_become_questions_without_the_file_name() -> None:
+    text = (
+        "Бронкос победил Питтсбург Стилерс в дивизионном раунде со счётом 23–16. "
+        "Затем они обыграли Нью-Ингленд Пэтриотс в финале конференции АФК. "
+        "The Broncos then met the Carolina Panthers in Santa Clara."
+    )
+    assert names(text.split(". ")[0]) == ["Питтсбург Стилерс"]  # not the sentence opener
+    item = SourceItem("c2", "p1.txt", "p1.txt", "p1.txt", "", text, "ru")
+    about = {e.prompt: e.answer for e in OfflineGenerator().examples(item) if "знаешь" in e.prompt}
+    assert about["Что ты знаешь про «Питтсбург Стилерс»?"].endswith("со счётом 23–16.")
+    assert "финале конференции АФК" in about["Что ты знаешь про «Нью-Ингленд Пэтриотс»?"]
+    assert "Santa Clara" in about["Что ты знаешь про «Carolina Panthers»?"]
+    assert "Что ты знаешь про «Затем»?" not in about
+    assert not any("p1.txt" in prompt for prompt in about)
 
 
 def test_teacher_reply_parsing() -> None:
