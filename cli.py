@@ -40,6 +40,17 @@ class Fatal(click.ClickException):
     exit_code = EXIT_FATAL
 
 
+def _names(ctx: click.Context, param: click.Parameter, value):
+    """Tag and domain names (one, or a tuple of repeated options) as click usage errors."""
+    from mem.corpus.records import check_tags
+
+    try:
+        check_tags((value,) if isinstance(value, str) else value or ())
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    return value
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mem")
 @click.option(
@@ -71,6 +82,15 @@ def cli(ctx: click.Context, home: str | None) -> None:
 @click.option(
     "--retranscribe", is_flag=True, help="Transcribe audio again even if a transcript exists."
 )
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="NAME",
+    callback=_names,
+    help="Tag every file found, unchanged ones too (repeatable); "
+    "`mem distill --domain NAME` learns from the material tagged NAME.",
+)
 @click.pass_context
 def ingest(
     ctx: click.Context,
@@ -79,6 +99,7 @@ def ingest(
     as_json: bool,
     quiet: bool,
     retranscribe: bool,
+    tags: tuple[str, ...],
 ):
     """Add files or folders (recursively) to memory.
 
@@ -96,7 +117,9 @@ def ingest(
     from mem.memory.lock import LockTimeout
 
     try:
-        report = memory.ingest(paths, prune=prune, progress=not quiet, retranscribe=retranscribe)
+        report = memory.ingest(
+            paths, prune=prune, progress=not quiet, retranscribe=retranscribe, tags=tags
+        )
     except (LockTimeout, WhisperModelError) as exc:
         raise Fatal(str(exc)) from exc
     finally:
@@ -110,7 +133,7 @@ def ingest(
             f"{len(report.added)} added, {len(report.updated)} updated, "
             f"{len(report.unchanged)} unchanged, {len(report.removed)} removed, "
             f"{len(report.failed)} failed ({report.chunks_added} chunks) "
-            f"in {report.seconds:.1f} s"
+            f"in {report.seconds:.1f} s" + (f"; tagged {', '.join(report.tags)}" if tags else "")
         )
     sys.exit(EXIT_PARTIAL if report.failed else EXIT_OK)
 
@@ -309,13 +332,15 @@ def sources(ctx: click.Context, as_json: bool) -> None:
                     "size": d.size,
                     "content_hash": d.content_hash,
                     "ingested_at": d.ingested_at,
+                    "tags": list(d.tags),
                 }
                 for d in documents
             ]
         )
         return
     for d in documents:
-        click.echo(f"{d.kind:9} {d.n_chunks:5} chunks  {d.source}")
+        tags = f"  [{', '.join(d.tags)}]" if d.tags else ""
+        click.echo(f"{d.kind:9} {d.n_chunks:5} chunks  {d.source}{tags}")
     click.echo(f"{len(documents)} sources")
 
 

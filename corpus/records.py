@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+# Tag names follow the adapter-name rule, so the material tagged `sport` can train the
+# domain adapter `sport` (`mem distill --domain sport`).
+TAG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -30,9 +36,22 @@ class Document:
     n_chunks: int
     ingested_at: str
     size: int = 0
+    tags: tuple[str, ...] = ()
 
 
 def make_chunk_id(source: str, text: str, position: int) -> str:
     """Deterministic id: the same text at the same place of the same file gets the same id."""
     digest = hashlib.sha256(f"{source}\x00{position}\x00{text}".encode()).hexdigest()
     return digest[:32]
+
+
+def check_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    """The tags, sorted and without repeats; ValueError names the first bad one."""
+    tags = tuple(tags)
+    for tag in tags:
+        if not isinstance(tag, str) or not TAG_PATTERN.match(tag):
+            raise ValueError(
+                f"bad tag {tag!r}: 1-64 lowercase letters, digits, - and _, "
+                "starting with a letter or digit"
+            )
+    return tuple(sorted(set(tags)))

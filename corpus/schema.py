@@ -90,6 +90,17 @@ MIGRATIONS: list[str] = [
     ALTER TABLE scores ADD COLUMN run_id INTEGER;
     CREATE INDEX scores_by_run ON scores(run_id);
     """,
+    # v4: tags per document (`mem ingest --tag sport`), one row each, so "the material tagged
+    # sport" is a join. They go with their document (ON DELETE CASCADE); v1's `tags` column
+    # was never written and stays empty.
+    """
+    CREATE TABLE document_tags (
+        source TEXT NOT NULL REFERENCES documents(source) ON DELETE CASCADE,
+        tag    TEXT NOT NULL,
+        PRIMARY KEY (source, tag)
+    );
+    CREATE INDEX document_tags_by_tag ON document_tags(tag);
+    """,
 ]
 
 

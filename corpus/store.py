@@ -75,6 +75,13 @@ def _upsert_conversation(
     )
 
 
+def _add_tags(conn: sqlite3.Connection, source: str, tags: Sequence[str]) -> None:
+    conn.executemany(
+        "INSERT OR IGNORE INTO document_tags(source, tag) VALUES (?, ?)",
+        [(source, tag) for tag in tags],
+    )
+
+
 class ScoreLike(Protocol):
     """What the corpus stores of a novelty score (distill's ItemScore fits it)."""
 
@@ -137,6 +144,7 @@ class Corpus:
         conversations: Sequence[ConversationLike] = (),
     ) -> list[str]:
         """Store a document, its chunks (and the conversations it holds) in one transaction.
+        Its tags are added to the ones it had: a changed file keeps its tags.
 
         Returns the chunk ids that this document had before and no longer has.
         """
@@ -184,6 +192,7 @@ class Corpus:
             )
             for conversation in conversations:
                 _upsert_conversation(conn, document.source, conversation)
+            _add_tags(conn, document.source, document.tags)
             checkpoint("corpus:before-commit")
             conn.execute("COMMIT")
         except BaseException:
@@ -268,6 +277,18 @@ class Corpus:
         conn.execute("UPDATE documents SET mtime = ? WHERE source = ?", (mtime, source))
         conn.execute("COMMIT")
 
+    def tag_document(self, source: str, tags: Sequence[str]) -> None:
+        """Add tags to a stored document (re-ingesting an unchanged file with a new --tag)."""
+        if not tags:
+            return
+        conn = self._write()
+        try:
+            _add_tags(conn, source, tags)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
     def remove_documents(self, sources: Iterable[str]) -> list[str]:
         """Delete documents with their chunks; return the removed chunk ids."""
         sources = list(sources)
@@ -283,6 +304,7 @@ class Corpus:
                 ]
                 conn.execute("DELETE FROM chunks WHERE source = ?", (source,))
                 conn.execute("DELETE FROM conversations WHERE source = ?", (source,))
+                conn.execute("DELETE FROM document_tags WHERE source = ?", (source,))
                 conn.execute("DELETE FROM documents WHERE source = ?", (source,))
             checkpoint("corpus:before-commit-remove")
             conn.execute("COMMIT")
@@ -305,6 +327,11 @@ class Corpus:
             "SELECT d.*, (SELECT count(*) FROM chunks c WHERE c.source = d.source) AS n"
             " FROM documents d ORDER BY d.source"
         ).fetchall()
+        tags: dict[str, list[str]] = {}
+        for source, tag in self._conn.execute(
+            "SELECT source, tag FROM document_tags ORDER BY source, tag"
+        ):
+            tags.setdefault(source, []).append(tag)
         return [
             Document(
                 source=r["source"],
@@ -314,9 +341,32 @@ class Corpus:
                 n_chunks=r["n"],
                 ingested_at=r["ingested_at"],
                 size=r["size"],
+                tags=tuple(tags.get(r["source"], ())),
             )
             for r in rows
         ]
+
+    def tags(self) -> dict[str, int]:
+        """Every tag in use -> how many documents carry it."""
+        rows = self._conn.execute(
+            "SELECT tag, count(*) FROM document_tags GROUP BY tag ORDER BY tag"
+        )
+        return {tag: n for tag, n in rows}
+
+    def tags_of(self, source: str) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT tag FROM document_tags WHERE source = ? ORDER BY tag", (source,)
+        )
+        return [r[0] for r in rows]
+
+    def tagged_chunk_ids(self, tag: str) -> set[str]:
+        """The chunks of every document tagged `tag`."""
+        rows = self._conn.execute(
+            "SELECT c.chunk_id FROM chunks c JOIN document_tags t ON t.source = c.source"
+            " WHERE t.tag = ?",
+            (tag,),
+        )
+        return {r[0] for r in rows}
 
     def sources(self) -> list[str]:
         return [r[0] for r in self._conn.execute("SELECT source FROM documents")]

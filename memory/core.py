@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mem.corpus import Corpus, Document
+from mem.corpus.records import check_tags
 from mem.index import Index, IndexSettings
 from mem.ingest.audio import Segment, TranscribeOptions, Transcript
 from mem.ingest.chunking import ChunkingOptions
@@ -77,10 +78,17 @@ class Memory:
         prune: bool = False,
         progress: bool = True,
         retranscribe: bool = False,
+        tags: Sequence[str] = (),
     ) -> IngestReport:
-        """Bring files (or folders, recursively) into memory; unchanged files cost nothing."""
+        """Bring files (or folders, recursively) into memory; unchanged files cost nothing.
+
+        `tags` (e.g. "sport") are added to every file found, unchanged ones included; a
+        domain adapter learns from the material of its tag (`mem distill --domain sport`).
+        Raises ValueError for a bad tag name.
+        """
         from mem.memory.ingesting import IngestRun, MediaSettings
 
+        tags = check_tags(tags)
         started = time.perf_counter()
         c = self.config.chunking
         chunking = ChunkingOptions(c.target_tokens, c.max_tokens, c.overlap_tokens)
@@ -93,6 +101,7 @@ class Memory:
                 media,
                 progress,
                 max_document_mb=self.config.ingest.max_document_mb,
+                tags=tags,
             )
             report = run.run([Path(p) for p in paths], prune=prune)
         report.seconds = time.perf_counter() - started

@@ -71,14 +71,16 @@ class IngestRun:
         media: MediaSettings,
         progress: bool = True,
         max_document_mb: int = 20,
+        tags: Sequence[str] = (),
     ) -> None:
         self.max_document_bytes = max_document_mb * 2**20
+        self.tags = tuple(tags)  # added to every file this run finds, changed or not
         self.corpus = corpus
         self.index = index
         self.chunking = chunking
         self.media = media
         self.progress = progress
-        self.report = IngestReport()
+        self.report = IngestReport(tags=list(self.tags))
         self._pending = _Pending([], [])
 
     def run(self, paths: Sequence[Path], prune: bool = False) -> IngestReport:
@@ -116,6 +118,7 @@ class IngestRun:
             stat = path.stat()
             state = self.corpus.document_state(source)
             if state and state[1] == stat.st_size and state[2] == stat.st_mtime:
+                self.corpus.tag_document(source, self.tags)
                 self.report.unchanged.append(source)
                 return
             media = is_media_file(path)
@@ -130,6 +133,7 @@ class IngestRun:
                 content_hash = hashlib.sha256(data).hexdigest()
             if state and state[0] == content_hash and not (media and self.media.retranscribe):
                 self.corpus.touch_document(source, stat.st_mtime)
+                self.corpus.tag_document(source, self.tags)
                 self.report.unchanged.append(source)
                 return
             result = (
@@ -157,6 +161,7 @@ class IngestRun:
             n_chunks=len(chunks),
             ingested_at=utc_now(),
             size=stat.st_size,
+            tags=self.tags,
         )
         checkpoint("ingest:file-read")
         try:

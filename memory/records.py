@@ -52,6 +52,7 @@ class IngestReport:
     chunks_removed: int = 0
     repaired: int = 0  # index entries fixed at start (after an earlier crash)
     seconds: float = 0.0
+    tags: list[str] = field(default_factory=list)  # added to every file of the run
 
     def to_json(self) -> dict:
         return {
@@ -64,5 +65,6 @@ class IngestReport:
             "chunks_added": self.chunks_added,
             "chunks_removed": self.chunks_removed,
             "repaired": self.repaired,
+            "tags": self.tags,
             "seconds": round(self.seconds, 3),
         }
