@@ -709,6 +709,13 @@ def novelty(ctx: click.Context, since, top: int, min_novelty: float | None, as_j
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--since", type=_SINCE, default=None, help="Items ingested on/after DATE (UTC).")
 @click.option("--min-novelty", type=float, default=None, help="Override [distill] threshold.")
+@click.option(
+    "--tag",
+    default=None,
+    metavar="NAME",
+    callback=_names,
+    help="Only material of files ingested with --tag NAME (a domain's dataset).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
@@ -718,6 +725,7 @@ def export_dataset(
     out: str,
     since,
     min_novelty: float | None,
+    tag: str | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -731,7 +739,9 @@ def export_dataset(
 
     memory = _open_memory(ctx)
     try:
-        result = memory.export_dataset(fmt, out, _since(since), min_novelty, progress=not quiet)
+        result = memory.export_dataset(
+            fmt, out, _since(since), min_novelty, progress=not quiet, tag=tag
+        )
     except (LockTimeout, ValueError) as exc:
         raise Fatal(str(exc)) from exc
     finally:
@@ -766,7 +776,14 @@ def _adapter_errors() -> tuple[type[Exception], ...]:
 )
 @click.option("--steps", type=click.IntRange(1), default=None, help="Train exactly N steps.")
 @click.option("--epochs", type=click.FloatRange(0, min_open=True), default=None, help="Epochs.")
-@click.option("--domain", default=None, help="Train a domain adapter NAME beside core-self.")
+@click.option(
+    "--domain",
+    default=None,
+    metavar="NAME",
+    callback=_names,
+    help="Train the domain adapter NAME beside core-self; a new dataset is built from the "
+    "material ingested with --tag NAME.",
+)
 @click.option("--resume", is_flag=True, help="Continue the last interrupted run on this dataset.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")

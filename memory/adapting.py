@@ -69,21 +69,22 @@ def distill(
     progress: bool = False,
 ) -> DistillResult:
     """Build (dataset="new") or take ("latest", an id, a path) a dataset, then train,
-    evaluate, register and maybe promote an adapter. One distillation at a time per home."""
+    evaluate, register and maybe promote an adapter. One distillation at a time per home.
+
+    A domain's new dataset holds only material tagged `domain`; none is a NoTaggedMaterial
+    (ValueError) naming the tag."""
     from mem.adapters.data import resolve_dataset
     from mem.adapters.pipeline import run_distill
     from mem.adapters.registry import CORE
 
+    if domain == CORE:
+        raise ValueError(f"{CORE} is the core adapter, not a domain: leave --domain out")
     name = domain or CORE
     with exclusive(memory.home, "distill", f"mem distill {name}"):
         if dataset == "new":
-            if domain:
-                raise ValueError(
-                    "building a domain dataset from tagged material is not available yet; "
-                    "pass --dataset PATH with that domain's dataset"
-                )
+            # A domain learns from the material ingested with --tag <domain>, nothing else.
             with writer_lock(memory.home, "mem distill (dataset)"):
-                folder = memory.build_dataset(progress=progress).path
+                folder = memory.build_dataset(progress=progress, tag=domain).path
         else:
             folder = resolve_dataset(memory.home / "datasets", dataset)
         return run_distill(

@@ -214,12 +214,17 @@ class Memory:
             return novelty_report(self, since, top, min_novelty)
 
     def build_dataset(
-        self, since: str | None = None, min_novelty: float | None = None, progress: bool = False
+        self,
+        since: str | None = None,
+        min_novelty: float | None = None,
+        progress: bool = False,
+        tag: str | None = None,
     ):
-        """Score, select and write an SFT set to <home>/datasets/<id>/ (caller holds the lock)."""
+        """Score, select and write an SFT set to <home>/datasets/<id>/ (caller holds the lock);
+        with `tag`, from the material of documents tagged so only (a domain's dataset)."""
         from mem.memory.distilling import build
 
-        return build(self, since, min_novelty, progress)
+        return build(self, since, min_novelty, progress, tag)
 
     def export_dataset(
         self,
@@ -228,12 +233,13 @@ class Memory:
         since: str | None = None,
         min_novelty: float | None = None,
         progress: bool = False,
+        tag: str | None = None,
     ) -> dict:
         """Build a dataset and write it in `fmt` (alpaca, sharegpt, openai) to `out`."""
         from mem.memory.distilling import export
 
         with writer_lock(self.home, "mem export-dataset"):
-            return export(self, fmt, Path(out), since, min_novelty, progress)
+            return export(self, fmt, Path(out), since, min_novelty, progress, tag)
 
     # -- adapters (memory/adapting.py connects mem.adapters) -------------------------------
 
@@ -246,7 +252,11 @@ class Memory:
         resume: bool = False,
         progress: bool = False,
     ):
-        """Train, evaluate and register a new adapter; it becomes current only if better."""
+        """Train, evaluate and register a new adapter; it becomes current only if better.
+
+        `domain` trains the adapter of that name beside core-self; with dataset="new" its
+        dataset is built from the material tagged `domain` (`mem ingest --tag`).
+        """
         from mem.memory.adapting import distill
 
         return distill(self, dataset, steps, epochs, domain, resume, progress)

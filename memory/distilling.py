@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mem.corpus import Chunk
+from mem.corpus.records import check_tags
 from mem.distill import minhash
 from mem.distill.records import Item, ItemScore, SourceItem
 from mem.distill.selection import Selection, SelectionSettings, rejection, select
@@ -158,22 +159,29 @@ def _as_score(row: dict) -> ItemScore:
     )
 
 
-def last_build(memory: Memory) -> dict | None:
-    """The newest successful dataset build (its detail holds `scored_through`)."""
-    for run in memory.corpus.runs("dataset", limit=50):
-        if run["outcome"] == "ok":
+def last_build(memory: Memory, tag: str | None = None) -> dict | None:
+    """The newest successful dataset build of the core (tag None) or of one tag's material
+    (its detail holds `scored_through`): a domain build leaves the core's "new" alone."""
+    for run in memory.corpus.runs("dataset", limit=200):
+        if run["outcome"] == "ok" and run["detail"].get("tag") == tag:
             return run
     return None
 
 
-def fresh_and_older(memory: Memory, since: str | None = None) -> tuple[list[dict], list[dict]]:
-    """Scored items since the last dataset build (or ingested on/after `since`), and the rest."""
+def fresh_and_older(
+    memory: Memory, since: str | None = None, tag: str | None = None
+) -> tuple[list[dict], list[dict]]:
+    """Scored items since the last dataset build (or ingested on/after `since`), and the rest;
+    with `tag`, only chunks of documents carrying that tag, new since that tag's last build."""
     rows = memory.corpus.scores("chunk", memory.config.embedding.model)
+    if tag is not None:
+        tagged = memory.corpus.tagged_chunk_ids(tag)
+        rows = [r for r in rows if r["item_id"] in tagged]
     if since:
         stamps = memory.corpus.chunk_stamps()
         fresh = [r for r in rows if stamps.get(r["item_id"], "") >= since]
     else:
-        build = last_build(memory)
+        build = last_build(memory, tag)
         through = build["detail"].get("scored_through", 0) if build else 0
         fresh = [r for r in rows if (r["run_id"] or 0) > through]
     ids = {r["item_id"] for r in fresh}
@@ -293,6 +301,23 @@ class NothingToDistill(ValueError):
     """No item qualifies: an empty dataset would only confuse the training stage."""
 
 
+class NoTaggedMaterial(NothingToDistill):
+    """A domain dataset was asked for, but no document carries its tag."""
+
+
+def check_tagged(memory: Memory, tag: str) -> None:
+    """ValueError for a bad tag name, NoTaggedMaterial when no document carries it."""
+    check_tags([tag])
+    if memory.corpus.tagged_chunk_ids(tag):
+        return
+    known = memory.corpus.tags()
+    in_use = f"tags in memory: {', '.join(known)}" if known else "no document has a tag yet"
+    raise NoTaggedMaterial(
+        f"no material in memory is tagged {tag!r} ({in_use}); "
+        f"add it with `mem ingest PATH --tag {tag}`"
+    )
+
+
 class BackendTeacher:
     """An [llm] backend (mem.memory.llm) as the distill teacher: its `chat` is `generate`."""
 
@@ -318,29 +343,35 @@ def build(
     since: str | None = None,
     min_novelty: float | None = None,
     progress: bool = False,
+    tag: str | None = None,
 ) -> BuiltDataset:
     """Score, select and build a dataset under <home>/datasets/; logged as a "dataset" run.
 
-    The caller holds the memory's writer lock.
+    With `tag`, only material of documents tagged so (a domain adapter's dataset); raises
+    NoTaggedMaterial when there is none. The caller holds the memory's writer lock.
     """
     from mem.distill.dataset import BuildSettings, build_dataset
     from mem.distill.generate import make_generator
     from mem.distill.hygiene import load_token_counter
 
+    if tag is not None:
+        check_tagged(memory, tag)
     d = memory.config.distill
     scoring = score_novelty(memory)
-    run_id = memory.corpus.start_run("dataset")
+    tagged = {"tag": tag} if tag else {}  # run details of a domain build say which
+    run_id = memory.corpus.start_run("dataset", tagged)
     try:
         settings = selection_settings(memory, min_novelty)
-        fresh_rows, older_rows = fresh_and_older(memory, since)
+        fresh_rows, older_rows = fresh_and_older(memory, since, tag)
         selection = select(
             [_as_score(r) for r in fresh_rows], [_as_score(r) for r in older_rows], settings
         )
         if not selection.items:
+            of_tag = f" tagged {tag!r}" if tag else ""
             raise NothingToDistill(
-                f"nothing to distill: {len(fresh_rows)} new items, none above the thresholds "
-                f"({dict(selection.skipped) or 'no new items'}); --since or --min-novelty "
-                "choose more"
+                f"nothing to distill: {len(fresh_rows)} new items{of_tag}, none above the "
+                f"thresholds ({dict(selection.skipped) or 'no new items'}); --since or "
+                "--min-novelty choose more"
             )
         items = source_items(memory, selection)
         generator = make_generator(d.teacher, lambda: llm_teacher(memory))
@@ -362,6 +393,7 @@ def build(
                 "scoring_model": memory.config.embedding.model,
                 "scored_through": scored_through,
                 "since": since,
+                "tag": tag,
                 "selection": {
                     "threshold": settings.threshold,
                     "min_importance": settings.min_importance,
@@ -376,10 +408,12 @@ def build(
         if bar:
             bar.close()
     except NothingToDistill as nothing:
-        memory.corpus.finish_run(run_id, "skipped", {"reason": str(nothing)})
+        memory.corpus.finish_run(run_id, "skipped", {**tagged, "reason": str(nothing)})
         raise
     except BaseException as error:
-        memory.corpus.finish_run(run_id, "failed", {"error": f"{type(error).__name__}: {error}"})
+        memory.corpus.finish_run(
+            run_id, "failed", {**tagged, "error": f"{type(error).__name__}: {error}"}
+        )
         raise
     memory.corpus.finish_run(
         run_id,
@@ -387,6 +421,7 @@ def build(
         {
             "dataset_id": built.dataset_id,
             "scored_through": scored_through,
+            **tagged,
             **built.manifest["counts"],
         },
     )
@@ -400,10 +435,11 @@ def export(
     since: str | None = None,
     min_novelty: float | None = None,
     progress: bool = False,
+    tag: str | None = None,
 ) -> dict:
     from mem.distill.export import export_dataset
 
-    built = build(memory, since, min_novelty, progress)
+    built = build(memory, since, min_novelty, progress, tag)
     result = export_dataset(built.path, fmt, out)
     return {
         **result,

