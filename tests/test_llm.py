@@ -161,47 +161,17 @@ def test_adapter_current_resolves_the_pointer_or_says_why_not(tmp_path: Path) ->
 
 
 @pytest.fixture(scope="module")
-def tiny_model_with_adapter(tmp_path_factory) -> tuple[Path, Path]:
-    """A real (random, tiny) Llama causal LM with its tokenizer, and a real peft LoRA on it:
-    the shape of what the LoRA stage will produce, small enough to load in a second."""
+def tiny_model_with_adapter(tiny_llama, tmp_path_factory) -> tuple[Path, Path]:
+    """The tiny Llama (conftest) and a real peft LoRA on it: the shape of what the LoRA
+    stage produces."""
     from peft import LoraConfig, get_peft_model
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import AutoModelForCausalLM
 
-    # A real word-level tokenizer trained on a few sentences, with a chat template.
-    words = Tokenizer(models.WordLevel(unk_token="<unk>"))
-    words.pre_tokenizer = pre_tokenizers.Whitespace()
-    special = ["<unk>", "<pad>", "<eos>"]
-    corpus = ["user: Hello memory", "assistant: a wheel is a built package archive"]
-    words.train_from_iterator(corpus, trainers.WordLevelTrainer(special_tokens=special))
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=words, unk_token="<unk>", pad_token="<pad>", eos_token="<eos>"
-    )
-    tokenizer.chat_template = (
-        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-        "{% if add_generation_prompt %}assistant:{% endif %}"
-    )
-    root = tmp_path_factory.mktemp("tiny")
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    import torch
-
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    model_dir = root / "tiny-llama"
-    model.save_pretrained(model_dir)
-    tokenizer.save_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
     lora = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
-    adapter_dir = root / "adapter"
+    adapter_dir = tmp_path_factory.mktemp("tiny-adapter") / "adapter"
     lora.save_pretrained(adapter_dir)
-    return model_dir, adapter_dir
+    return tiny_llama, adapter_dir
 
 
 @pytest.mark.model
