@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from homes import copy_folder, make_home
 
 from mem.cli import cli
 from mem.distill.export import read_jsonl
@@ -17,7 +18,6 @@ from mem.distill.hygiene import TokenCounter, limit_length, redact, validation_g
 from mem.distill.records import Example, SourceItem
 from mem.distill.selection import replay_count
 from mem.memory import Memory
-from mem.memory.config import DEFAULT_CONFIG
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DISTILL = FIXTURES / "distill"
@@ -27,24 +27,6 @@ RUSSIAN = (
     "Главный недостаток ReLU называется «умирающие нейроны»: нейрон с постоянно "
     "отрицательным входом перестаёт обучаться."
 )
-
-
-def make_home(path: Path, **distill: object) -> Path:
-    """A memory home whose config skips sentence vectors (half the embedding time)."""
-    path.mkdir(parents=True)
-    text = DEFAULT_CONFIG.replace("sentence_vectors = true", "sentence_vectors = false")
-    for key, value in distill.items():
-        head, sep, tail = text.partition(f"\n{key} = ")
-        text = head + sep + json.dumps(value) + "\n" + tail.partition("\n")[2]
-    (path / "config.toml").write_text(text, encoding="utf-8")
-    return path
-
-
-def copy(src: Path, dst: Path) -> Path:
-    dst.mkdir(parents=True, exist_ok=True)
-    for f in src.iterdir():
-        shutil.copy(f, dst / f.name)
-    return dst
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +45,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
     chats.mkdir()
     shutil.copy(FIXTURES / "chats" / "chatgpt_slice.json", chats / "conversations.json")
     with Memory(home) as memory:
-        memory.ingest([copy(DISTILL / "first", root / "first"), chats], progress=False)
+        memory.ingest([copy_folder(DISTILL / "first", root / "first"), chats], progress=False)
         first = memory.build_dataset()
         waiting_after_build = memory.distillable_count()
-        memory.ingest([copy(DISTILL / "later", root / "later")], progress=False)
+        memory.ingest([copy_folder(DISTILL / "later", root / "later")], progress=False)
         memory.score_novelty()  # as the nightly job does before it counts
         waiting = memory.distillable_count()
         second = memory.build_dataset()

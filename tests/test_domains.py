@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from homes import make_home
 
 from mem.adapters.registry import CORE, Registry
 from mem.cli import EXIT_FATAL, EXIT_USAGE, cli
 from mem.distill.export import read_jsonl
 from mem.memory import Memory
-from mem.memory.config import DEFAULT_CONFIG
 
 pytestmark = pytest.mark.model
 
@@ -27,18 +27,6 @@ CONTRACT_KEYS = ["question", "answer", "sources", "adapter", "model"]
 
 def run(home: Path, *args: str, input: str | None = None) -> Result:
     return CliRunner().invoke(cli, ["--home", str(home), *args], input=input)
-
-
-def make_home(path: Path, **settings: object) -> Path:
-    """A home without sentence vectors (half the embedding time), with settings replaced."""
-    path.mkdir(parents=True)
-    text = DEFAULT_CONFIG
-    for key, value in {"sentence_vectors": False, **settings}.items():
-        head, sep, tail = text.partition(f"\n{key} = ")
-        assert sep, key
-        text = head + sep + json.dumps(value) + "\n" + tail.partition("\n")[2]
-    (path / "config.toml").write_text(text, encoding="utf-8")
-    return path
 
 
 def tags_by_name(home: Path) -> dict[str, list[str]]:

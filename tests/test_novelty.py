@@ -3,39 +3,20 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from homes import copy_folder, make_home
 
 from mem.cli import cli
 from mem.distill import minhash
 from mem.distill.novelty import importance
 from mem.distill.records import Item
 from mem.memory import Memory
-from mem.memory.config import DEFAULT_CONFIG
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DISTILL = FIXTURES / "distill"
-
-
-def make_home(path: Path, **distill: object) -> Path:
-    """A memory home whose config skips sentence vectors (half the embedding time)."""
-    path.mkdir(parents=True)
-    text = DEFAULT_CONFIG.replace("sentence_vectors = true", "sentence_vectors = false")
-    for key, value in distill.items():
-        head, sep, tail = text.partition(f"\n{key} = ")
-        text = head + sep + json.dumps(value) + "\n" + tail.partition("\n")[2]
-    (path / "config.toml").write_text(text, encoding="utf-8")
-    return path
-
-
-def copy(src: Path, dst: Path) -> Path:
-    dst.mkdir(parents=True, exist_ok=True)
-    for f in src.iterdir():
-        shutil.copy(f, dst / f.name)
-    return dst
 
 
 def test_minhash_sees_small_edits_and_tells_texts_apart() -> None:
@@ -77,12 +58,12 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("novelty")
     home = make_home(root / "home")
     with Memory(home) as memory:
-        memory.ingest([copy(DISTILL / "first", root / "first")], progress=False)
+        memory.ingest([copy_folder(DISTILL / "first", root / "first")], progress=False)
         first = memory.score_novelty()
         memory.ingest(
             [
-                copy(DISTILL / "paste", root / "paste"),
-                copy(DISTILL / "later", root / "later"),
+                copy_folder(DISTILL / "paste", root / "paste"),
+                copy_folder(DISTILL / "later", root / "later"),
             ],
             progress=False,
         )
