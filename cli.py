@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 
 import click
 
@@ -33,6 +35,16 @@ def _open_memory(ctx: click.Context):
     try:
         return Memory(ctx.obj["home"])
     except ConfigError as exc:
+        raise Fatal(str(exc)) from exc
+
+
+@contextlib.contextmanager
+def _fatal_on(*errors: type[BaseException]) -> Iterator[None]:
+    """The library's expected failures (a lock held, a bad dataset) as one clear line and
+    EXIT_FATAL, not a traceback."""
+    try:
+        yield
+    except errors as exc:
         raise Fatal(str(exc)) from exc
 
 
@@ -306,11 +318,8 @@ def chat(
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """Where memory lives, what it holds, which models it uses."""
-    memory = _open_memory(ctx)
-    try:
+    with _open_memory(ctx) as memory:
         info = memory.status()
-    finally:
-        memory.close()
     if as_json:
         _print_json(info)
         return
@@ -328,11 +337,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def sources(ctx: click.Context, as_json: bool) -> None:
     """List what has been ingested."""
-    memory = _open_memory(ctx)
-    try:
+    with _open_memory(ctx) as memory:
         documents = memory.documents()
-    finally:
-        memory.close()
     if as_json:
         _print_json(
             [
@@ -497,11 +503,8 @@ def conversations(ctx: click.Context, as_json: bool) -> None:
     """List imported conversations (ChatGPT, Telegram, WhatsApp, Obsidian, JSONL)."""
     if ctx.invoked_subcommand:
         return
-    memory = _open_memory(ctx)
-    try:
+    with _open_memory(ctx) as memory:
         rows = memory.conversations()
-    finally:
-        memory.close()
     if as_json:
         _print_json(rows)
         return
@@ -680,13 +683,8 @@ def novelty(ctx: click.Context, since, top: int, min_novelty: float | None, as_j
     """
     from mem.memory.lock import LockTimeout
 
-    memory = _open_memory(ctx)
-    try:
+    with _open_memory(ctx) as memory, _fatal_on(LockTimeout):
         report = memory.novelty(_since(since), top, min_novelty)
-    except LockTimeout as exc:
-        raise Fatal(str(exc)) from exc
-    finally:
-        memory.close()
     if as_json:
         _print_json(report.to_json())
         return
@@ -749,15 +747,10 @@ def export_dataset(
     """
     from mem.memory.lock import LockTimeout
 
-    memory = _open_memory(ctx)
-    try:
+    with _open_memory(ctx) as memory, _fatal_on(LockTimeout, ValueError):
         result = memory.export_dataset(
             fmt, out, _since(since), min_novelty, progress=not quiet, tag=tag
         )
-    except (LockTimeout, ValueError) as exc:
-        raise Fatal(str(exc)) from exc
-    finally:
-        memory.close()
     if as_json:
         _print_json(result)
         return
@@ -820,13 +813,8 @@ def distill(
     Exit codes: 0 trained and promoted; 1 trained and registered but not promoted
     (not better; `current` unchanged); 3 nothing trained (bad dataset, config, busy).
     """
-    memory = _open_memory(ctx)
-    try:
+    with _open_memory(ctx) as memory, _fatal_on(*_adapter_errors()):
         result = memory.distill(dataset, steps, epochs, domain, resume, progress=not quiet)
-    except _adapter_errors() as exc:
-        raise Fatal(str(exc)) from exc
-    finally:
-        memory.close()
     if as_json:
         _print_json(result.to_json())
     else:
@@ -939,13 +927,8 @@ def adapters_rollback(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def adapters_export(ctx: click.Context, version: str, fmt: str, out: str, as_json: bool) -> None:
     """Write VERSION as a peft folder, a merged model, an Ollama Modelfile or a vLLM command."""
-    memory = _open_memory(ctx)
-    try:
+    with _open_memory(ctx) as memory, _fatal_on(*_adapter_errors()):
         exported = memory.export_adapter(version, fmt, out, ctx.obj.get("adapter_name"))
-    except _adapter_errors() as exc:
-        raise Fatal(str(exc)) from exc
-    finally:
-        memory.close()
     if as_json:
         _print_json(exported.to_json())
         return
