@@ -1,0 +1,164 @@
+"""Does `mem distill` teach the model what its memory holds? XQuAD, one run.
+
+    .venv/bin/python benchmarks/distill_gain.py [--lang ru] [--paragraphs 16] [--max-questions 80]
+        [--epochs 3] [--base smollm2] [--models DIR]
+
+1. A fresh memory home ingests the first N XQuAD paragraphs, one document each.
+2. `mem distill` builds the SFT set with mem's own generator (it never sees XQuAD's
+   questions), trains the core-self LoRA, evaluates it on its generated held-out questions
+   and registers it.
+3. XQuAD's human-written questions for those paragraphs are asked in four arms: base,
+   base+RAG, adapter, adapter+RAG (RAG = the messages `mem ask` sends: system prompt, three
+   retrieved chunks, question). Reported: token F1, key-information recall (share of the gold
+   answer's words in the reply), exact match, and the teacher-forced loss of the gold
+   answer; the general control set on the closed-book arms shows forgetting.
+
+Goals (issue 8): adapter closed-book >= base + 25 F1 points, adapter+RAG >= base+RAG,
+control recall drop <= 2 points. The training step time against a plain peft loop is
+benchmarks/train_speed.py. Writes benchmarks/out/distill_gain-<lang>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import OUT, need_shared, write_paragraphs, xquad
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ARMS = ("base", "base+rag", "adapter", "adapter+rag")
+
+
+def configure(home: Path, epochs: float, base: str) -> None:
+    """config.toml for the run: the chosen base and a short internal evaluation."""
+    from mem.memory.config import DEFAULT_CONFIG
+
+    config = DEFAULT_CONFIG.replace("epochs = 3.0", f"epochs = {epochs}")
+    config = config.replace("eval_questions = 100", "eval_questions = 30")
+    config = config.replace('base_model = "smollm2"', f'base_model = "{base}"')
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text(config, encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--lang", default="ru", choices=["ru", "en"])
+    parser.add_argument("--paragraphs", type=int, default=16)
+    parser.add_argument(
+        "--max-questions", type=int, default=80, help="XQuAD questions asked (RAG arms are slow)."
+    )
+    parser.add_argument("--epochs", type=float, default=3.0)
+    parser.add_argument("--base", default="smollm2")
+    parser.add_argument("--models", type=Path, default=None, help="Shared models folder.")
+    args = parser.parse_args()
+    need_shared()
+
+    from mem.adapters.base_model import load_base
+    from mem.adapters.control import as_examples, control_questions
+    from mem.adapters.data import HeldoutQuestion
+    from mem.adapters.evaluate import EvalOptions, evaluate_adapters
+    from mem.adapters.registry import Registry
+    from mem.memory import Memory
+    from mem.memory.adapting import rag_messages
+
+    paragraphs, all_questions = xquad(args.lang)
+    chosen = paragraphs[: args.paragraphs]
+    questions = [
+        HeldoutQuestion(q.question, q.answer, source=f"p{q.paragraph:03d}")
+        for q in all_questions
+        if q.paragraph < args.paragraphs
+    ][: args.max_questions]
+    home = OUT / f"distill-gain-{args.lang}"
+    shutil.rmtree(home, ignore_errors=True)
+    configure(home, args.epochs, args.base)
+    if args.models:
+        args.models.mkdir(parents=True, exist_ok=True)
+        (home / "models").symlink_to(args.models.resolve(), target_is_directory=True)
+    folder = OUT / f"distill-gain-{args.lang}-paragraphs"
+    shutil.rmtree(folder, ignore_errors=True)
+    write_paragraphs(folder, chosen, "p")
+
+    timings: dict[str, float] = {}
+    with Memory(home) as memory:
+        started = time.perf_counter()
+        memory.ingest([folder], progress=False)
+        timings["ingest_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        result = memory.distill("new", progress=True)
+        timings["distill_s"] = time.perf_counter() - started
+        version = Registry(home / "adapters").get(result.version)
+        dataset = version.manifest["dataset"]
+        print(
+            f"distilled {result.name}/{result.version}: {version.manifest['counts']} examples, "
+            f"{result.train.steps} steps in {result.train.seconds:.0f} s, "
+            f"promoted={result.promoted} ({result.reason})",
+            file=sys.stderr,
+        )
+
+        started = time.perf_counter()
+        model, tokenizer = load_base(args.base, home / "models")
+        options = EvalOptions(max_seq_len=512, max_new_tokens=32, max_questions=len(questions))
+        metrics = evaluate_adapters(
+            model,
+            tokenizer,
+            {"adapter": str(version.path)},
+            as_examples(questions),  # loss of XQuAD's gold answers, teacher-forced
+            questions,
+            options,
+            rag=rag_messages(memory, 3),
+            control=control_questions(),
+        )
+        timings["eval_s"] = time.perf_counter() - started
+
+    base, adapter = metrics["base"], metrics["adapter"]
+    goals = {
+        "adapter_f1_gain_vs_base": round(adapter["token_f1"] - base["token_f1"], 4),
+        "adapter_f1_gain_goal": 0.25,
+        "adapter_rag_minus_base_rag_f1": round(
+            metrics["adapter+rag"]["token_f1"] - metrics["base+rag"]["token_f1"], 4
+        ),
+        "control_recall_drop": round(base["control_recall"] - adapter["control_recall"], 4),
+        "control_recall_drop_goal": 0.02,
+    }
+    report = {
+        "lang": args.lang,
+        "paragraphs": len(chosen),
+        "questions": len(questions),
+        "base_model": args.base,
+        "dataset": dataset,
+        "counts": version.manifest["counts"],
+        "training": result.train.to_json(),
+        "internal_eval": result.metrics,
+        "xquad": metrics,
+        "goals": goals,
+        "timings": {k: round(v, 1) for k, v in timings.items()},
+    }
+    OUT.mkdir(parents=True, exist_ok=True)
+    out = OUT / f"distill-gain-{args.lang}.json"
+    out.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+    print(
+        f"\nXQuAD {args.lang}: {len(chosen)} paragraphs, {len(questions)} human questions, "
+        f"base {args.base}, {result.train.steps} training steps"
+    )
+    print("| arm | token F1 | key-info recall | exact match | gold-answer loss | control recall |")
+    print("|---|---|---|---|---|---|")
+    for arm in ARMS:
+        m = metrics[arm]
+        print(
+            f"| {arm} | {m['token_f1']:.3f} | {m['recall']:.3f} | {m['exact_match']:.3f} | "
+            f"{m.get('val_loss') or '–'} | {m.get('control_recall', '–')} |"
+        )
+    print(f"\ngoals: {json.dumps(goals)}")
+    print(f"timings: {report['timings']}; written to {out}")
+
+
+if __name__ == "__main__":
+    main()
