@@ -8,6 +8,8 @@ from pathlib import Path
 
 from mem.memory.config import DEFAULT_CONFIG
 
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
 
 def make_home(path: Path, **settings: object) -> Path:
     """A home without sentence vectors (half the embedding time), with settings replaced.
@@ -31,3 +33,26 @@ def copy_folder(src: Path, dst: Path) -> Path:
     for f in src.iterdir():
         shutil.copy(f, dst / f.name)
     return dst
+
+
+def run_mem(home: Path, *args: str) -> tuple[int, dict | list | str, str]:
+    """`mem --home HOME ARGS` in-process: (exit code, stdout — parsed when --json — , stderr)."""
+    from click.testing import CliRunner
+
+    from mem.cli import cli
+
+    result = CliRunner().invoke(cli, ["--home", str(home), *args])
+    out = result.stdout
+    if "--json" in args and out.strip():
+        out = json.loads(out)
+    return result.exit_code, out, result.stderr
+
+
+def ingested_examples(tmp_path_factory, name: str) -> Path:
+    """A new home holding the shipped examples/lectures-notes, ingested through the CLI."""
+    home = tmp_path_factory.mktemp(name) / "home"
+    folder = tmp_path_factory.mktemp(f"{name}-in")
+    shutil.copytree(EXAMPLES / "lectures-notes", folder / "notes")
+    code, _, err = run_mem(home, "ingest", str(folder), "-q")
+    assert code == 0, err
+    return home

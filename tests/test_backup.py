@@ -7,40 +7,26 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-from mem.cli import cli
+from homes import ingested_examples, run_mem
 
 pytestmark = pytest.mark.model
 
-ROOT = Path(__file__).resolve().parents[1]
 QUESTION = "Чем ReLU лучше сигмоиды?"
-
-
-def mem(home: Path, *args: str) -> tuple[int, dict | str, str]:
-    result = CliRunner().invoke(cli, ["--home", str(home), *args])
-    out = json.loads(result.stdout) if "--json" in args and result.exit_code == 0 else result.stdout
-    return result.exit_code, out, result.stderr
 
 
 @pytest.fixture(scope="module")
 def original(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("backup") / "home"
-    folder = tmp_path_factory.mktemp("backup-in")
-    shutil.copytree(ROOT / "examples" / "lectures-notes", folder / "notes")
-    code, _, err = mem(home, "ingest", str(folder), "-q")
-    assert code == 0, err
-    return home
+    return ingested_examples(tmp_path_factory, "backup")
 
 
 def top_hits(home: Path) -> list[str]:
-    code, answer, err = mem(home, "ask", QUESTION, "--no-llm", "--json", "-k", "3")
+    code, answer, err = run_mem(home, "ask", QUESTION, "--no-llm", "--json", "-k", "3")
     assert code == 0, err
     return [s["chunk_id"] for s in answer["sources"]]
 
 
 def status(home: Path) -> dict:
-    code, info, _ = mem(home, "status", "--json")
+    code, info, _ = run_mem(home, "status", "--json")
     assert code == 0
     return {k: info[k] for k in ("documents", "chunks", "conversations", "turns", "index")}
 
@@ -49,7 +35,7 @@ def status(home: Path) -> dict:
 def test_backup_restore_round_trip(original: Path, tmp_path: Path, index: bool) -> None:
     out = tmp_path / "backup"
     args = ["backup", str(out), "--json"] + ([] if index else ["--no-index"])
-    code, report, err = mem(original, *args)
+    code, report, err = run_mem(original, *args)
     assert code == 0, err
     manifest = json.loads((out / "manifest.json").read_text("utf-8"))
     assert manifest == report["manifest"] and manifest["index_included"] is index
@@ -61,7 +47,7 @@ def test_backup_restore_round_trip(original: Path, tmp_path: Path, index: bool) 
     assert not list(out.rglob("*-wal"))
 
     restored = tmp_path / "restored"
-    code, report, err = mem(restored, "restore", str(out), "--json")
+    code, report, err = run_mem(restored, "restore", str(out), "--json")
     assert code == 0, err
     assert report["rebuilt_index"] is (not index) and report["doctor"]["ok"] is True
     assert status(restored) == status(original)
@@ -72,15 +58,15 @@ def test_restore_refuses_a_non_empty_home_and_a_damaged_backup(
     original: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "backup"
-    assert mem(original, "backup", str(out))[0] == 0
-    code, _, err = mem(original, "backup", str(out))
+    assert run_mem(original, "backup", str(out))[0] == 0
+    code, _, err = run_mem(original, "backup", str(out))
     assert code == 3 and "not empty" in err  # never writes into an existing backup
 
-    code, _, err = mem(original, "restore", str(out))
+    code, _, err = run_mem(original, "restore", str(out))
     assert code == 3 and "not empty" in err and "--force" in err
     target = tmp_path / "other"
-    assert mem(target, "restore", str(out))[0] == 0
-    assert mem(target, "restore", str(out), "--force")[0] == 0
+    assert run_mem(target, "restore", str(out))[0] == 0
+    assert run_mem(target, "restore", str(out), "--force")[0] == 0
     assert status(target) == status(original)
 
     damaged = tmp_path / "damaged"
@@ -88,6 +74,6 @@ def test_restore_refuses_a_non_empty_home_and_a_damaged_backup(
     with open(damaged / "corpus.db", "r+b") as handle:
         handle.seek(200)
         handle.write(b"\xff\xff\xff\xff")
-    code, _, err = mem(tmp_path / "fresh", "restore", str(damaged))
+    code, _, err = run_mem(tmp_path / "fresh", "restore", str(damaged))
     assert code == 3 and "corpus.db does not match its checksum" in err
     assert not (tmp_path / "fresh" / "corpus.db").exists()

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from homes import ingested_examples, run_mem
 
 pytestmark = pytest.mark.model
 
@@ -352,26 +353,9 @@ if __name__ == "__main__":
 # ---- mem doctor: damage a home on purpose, check it is found and repaired ----------------------
 
 
-def _mem(home: Path, *args: str) -> tuple[int, dict | str, str]:
-    from click.testing import CliRunner
-
-    from mem.cli import cli
-
-    result = CliRunner().invoke(cli, ["--home", str(home), *args])
-    out = result.stdout
-    if "--json" in args:
-        out = json.loads(out)
-    return result.exit_code, out, result.stderr
-
-
 @pytest.fixture(scope="module")
 def damaged_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("doctor") / "home"
-    folder = tmp_path_factory.mktemp("doctor-in")
-    shutil.copytree(ROOT / "examples" / "lectures-notes", folder / "notes")
-    code, _, err = _mem(home, "ingest", str(folder), "-q")
-    assert code == 0, err
-    return home
+    return ingested_examples(tmp_path_factory, "doctor")
 
 
 def test_doctor_finds_and_repairs_a_damaged_home(damaged_home: Path) -> None:
@@ -381,7 +365,7 @@ def test_doctor_finds_and_repairs_a_damaged_home(damaged_home: Path) -> None:
     from mem.memory.doctor import check_agreement
 
     home = damaged_home
-    code, report, _ = _mem(home, "doctor", "--json")
+    code, report, _ = run_mem(home, "doctor", "--json")
     assert code == 0 and report["healthy"] is True and report["actions"] == []
 
     with Memory(home) as memory:
@@ -406,14 +390,14 @@ def test_doctor_finds_and_repairs_a_damaged_home(damaged_home: Path) -> None:
         "lexical_duplicate",
     }
 
-    code, report, _ = _mem(home, "doctor", "--dry-run", "--json")
+    code, report, _ = run_mem(home, "doctor", "--dry-run", "--json")
     assert code == 1 and report["healthy"] is False and report["actions"] == []
     assert report["before"]["vectors_missing"]["count"] == 2
     assert report["before"]["lexical_duplicate"]["examples"] == [ids[3]]
     with Memory(home) as memory:
         assert not check_agreement(memory).ok  # a dry run changed nothing
 
-    code, report, _ = _mem(home, "doctor", "--json")
+    code, report, _ = run_mem(home, "doctor", "--json")
     assert code == 0 and report["ok"] is True and report["healthy"] is False
     assert len(report["actions"]) == 3 and report["after"] == {
         "corpus_chunks": len(ids),
@@ -423,7 +407,7 @@ def test_doctor_finds_and_repairs_a_damaged_home(damaged_home: Path) -> None:
         after = check_agreement(memory)
         assert after.ok and memory.index.vectors.ids() == set(ids)
         assert memory.index.lexical.count() == len(ids)
-    code, text, _ = _mem(home, "doctor")
+    code, text, _ = run_mem(home, "doctor")
     assert code == 0 and "all indexes agree" in text
 
 
@@ -436,7 +420,7 @@ def test_doctor_rebuilds_a_damaged_lexical_file_and_reports_bad_config(
     for suffix in ("-wal", "-shm"):
         Path(f"{lexical}{suffix}").unlink(missing_ok=True)
     lexical.write_bytes(b"SQLite format 3\x00" + os.urandom(8192))
-    code, report, _ = _mem(damaged_home, "doctor", "--json")
+    code, report, _ = run_mem(damaged_home, "doctor", "--json")
     assert report["sqlite"]["index/lexical.db"] != "ok"
     assert code == 0 and report["ok"] is True
     assert any("rebuilt index/lexical.db" in a for a in report["actions"])
@@ -447,7 +431,7 @@ def test_doctor_rebuilds_a_damaged_lexical_file_and_reports_bad_config(
     good = config.read_text(encoding="utf-8")
     config.write_text(good + "\n[retrieval]\nbogus = 1\n", encoding="utf-8")
     try:
-        code, report, _ = _mem(damaged_home, "doctor", "--json")
+        code, report, _ = run_mem(damaged_home, "doctor", "--json")
         assert code == 1 and report["ok"] is False and "config.toml" in report["unrepaired"][0]
     finally:
         config.write_text(good, encoding="utf-8")
