@@ -61,14 +61,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="every 5th question only")
     parser.add_argument("--no-haystack", action="store_true")
+    parser.add_argument("--only-haystack", action="store_true")
+    parser.add_argument(
+        "--settings", default="ru,en,cross", help="Comma-separated subset of ru,en,cross."
+    )
     args = parser.parse_args()
     need_shared()
     OUT.mkdir(parents=True, exist_ok=True)
     windows = [] if args.no_haystack else distractor_windows()
     settings = {"ru": ("ru", "ru", "en"), "en": ("en", "en", "ru"), "cross": ("ru", "en", None)}
     rows = []
-    for haystack in (False,) if args.no_haystack else (False, True):
-        for setting, (corpus_lang, question_lang, other) in settings.items():
+    variants = (False,) if args.no_haystack else (True,) if args.only_haystack else (False, True)
+    chosen = {k: v for k, v in settings.items() if k in args.settings.split(",")}
+    for haystack in variants:
+        for setting, (corpus_lang, question_lang, other) in chosen.items():
             name = f"home-{corpus_lang}" + (
                 "-haystack" + ("-" + other if other else "") if haystack else ""
             )
