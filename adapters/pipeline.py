@@ -263,7 +263,10 @@ def _plot_eval(run_dir: Path, metrics: dict) -> Path | None:
     axes = axes if len(names) > 1 else [axes]
     for ax, metric in zip(axes, names, strict=True):
         values = [metrics[a].get(metric) or 0.0 for a in arms]
-        ax.bar(arms, values, color=[_COLOURS[a.removesuffix("+rag")] for a in arms])
+        colours = [_COLOURS.get(a.removesuffix("+rag"), "tab:purple") for a in arms]
+        for bar, arm in zip(ax.bar(arms, values, color=colours), arms, strict=True):
+            if arm.endswith("+rag"):
+                bar.set_hatch("//")  # same model as its closed-book arm, with retrieval
         ax.set_title(metric)
         ax.tick_params(axis="x", labelrotation=45, labelsize=7)
         ax.grid(axis="y", alpha=0.3)
