@@ -3,7 +3,8 @@
     base_model  the base model: packaged GGUF -> cached fp32 copy, local folder, hub id
     data        dataset folders -> chat examples, tokens with assistant-only labels
     train       the peft training loop (fp32 LoRA on CPU, QLoRA on CUDA), checkpoints, plots
-    evaluate    validation loss, closed-book answers (EM / token F1 / recall), promotion rule
+    evaluate    validation loss, answers in four arms (base/adapter, closed-book/RAG), promotion
+    control     the general-knowledge control set that shows forgetting
     registry    adapters/<name>/vNNNN + the atomic `current` pointer
     pipeline    one distillation run; load_for_inference() for answering with an adapter
     export      peft | merged | ollama | vllm
@@ -11,6 +12,14 @@
 Nothing here imports torch/transformers/peft at module level; they load inside functions.
 """
 
+import warnings
+
 from mem.adapters.pipeline import load_for_inference
+
+# transformers 5 warns on every peft load that peft calls a renamed method; it says nothing a
+# user of `mem ask --adapter` can act on.
+warnings.filterwarnings(
+    "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
+)
 
 __all__ = ["load_for_inference"]
