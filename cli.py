@@ -836,12 +836,8 @@ def adapters(ctx: click.Context, name: str | None) -> None:
 
 
 def _registry(ctx: click.Context):
-    memory = _open_memory(ctx)
-    memory.close()
-    try:
+    with _open_memory(ctx) as memory, _fatal_on(*_adapter_errors()):
         return memory.adapters(ctx.obj.get("adapter_name"))
-    except _adapter_errors() as exc:
-        raise Fatal(str(exc)) from exc
 
 
 @adapters.command("list")
@@ -869,10 +865,8 @@ def adapters_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def adapters_show(ctx: click.Context, version: str, as_json: bool) -> None:
     """The manifest of VERSION (default: current)."""
-    try:
+    with _fatal_on(*_adapter_errors()):
         found = _registry(ctx).get(version)
-    except _adapter_errors() as exc:
-        raise Fatal(str(exc)) from exc
     data = {**found.manifest, "path": str(found.path), "current": found.current}
     if as_json:
         _print_json(data)
@@ -886,10 +880,8 @@ def adapters_show(ctx: click.Context, version: str, as_json: bool) -> None:
 @click.pass_context
 def adapters_use(ctx: click.Context, version: str, as_json: bool) -> None:
     """Make VERSION current (the replaced one can be rolled back to)."""
-    try:
+    with _fatal_on(*_adapter_errors()):
         found = _registry(ctx).use(version)
-    except _adapter_errors() as exc:
-        raise Fatal(str(exc)) from exc
     if as_json:
         _print_json({"current": found.version})
     else:
@@ -903,10 +895,8 @@ def adapters_use(ctx: click.Context, version: str, as_json: bool) -> None:
 @click.pass_context
 def adapters_rollback(ctx: click.Context, as_json: bool) -> None:
     """Back to the previously current version (or its parent; none = the base model)."""
-    try:
+    with _fatal_on(*_adapter_errors()):
         current = _registry(ctx).rollback()
-    except _adapter_errors() as exc:
-        raise Fatal(str(exc)) from exc
     if as_json:
         _print_json({"current": current})
     else:
