@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -35,9 +36,19 @@ class VectorStore:
         if chroma_url:
             host, _, port = chroma_url.removeprefix("http://").rstrip("/").partition(":")
             self._client = chromadb.HttpClient(host=host, port=int(port or 8000), settings=settings)
-        else:
+            self._collection = self._open_collection(model, kind)
+            return
+        # Chroma creates its tables on first open without a cross-process guard: two processes
+        # opening a new home at once fail with "table collections already exists". Opening is
+        # short, so every process takes turns at it; reads and writes after it run side by side.
+        chroma_dir.mkdir(parents=True, exist_ok=True)
+        with open(chroma_dir / ".open.lock", "a") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)  # released when the file closes
             self._client = chromadb.PersistentClient(path=str(chroma_dir), settings=settings)
-        self._collection = self._client.get_or_create_collection(
+            self._collection = self._open_collection(model, kind)
+
+    def _open_collection(self, model: str, kind: str):
+        return self._client.get_or_create_collection(
             collection_name(model, kind),
             metadata={"hnsw:space": "cosine"},
             embedding_function=None,
