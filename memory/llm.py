@@ -245,38 +245,31 @@ def _sse_content(lines: Iterator[str]) -> Iterator[str]:
 
 
 def resolve_adapter(home: Path, adapter: str) -> Path:
-    """`current` -> the version <home>/adapters/core-self/current points at; else a path.
-
-    The pointer is the adapter registry's JSON ({"version": "v0003", "history": [...]}); a
-    plain text file naming the version, or a symlink to its folder, is read too.
-    """
+    """`current` -> the version the core-self adapter registry's pointer names; else a path."""
     if adapter != "current":
         path = Path(adapter).expanduser()
         if not (path / "adapter_config.json").is_file():
             raise LLMError(f"{path} is not a peft adapter folder (no adapter_config.json)")
         return path
-    pointer = home / "adapters" / "core-self" / "current"
-    version: str | None = None
-    if pointer.is_dir():
-        target = pointer.resolve()
-    elif pointer.is_file():
-        text = pointer.read_text(encoding="utf-8").strip()
-        try:
-            data = json.loads(text)
-            version = data.get("version") if isinstance(data, dict) else str(data)
-        except json.JSONDecodeError:
-            version = text
-        if not version:
-            raise LLMError(
-                f"no current core-self adapter in {home} (rolled back to the base model); "
-                "answer without --adapter or pass --adapter PATH"
-            )
-        target = pointer.parent / version
-    else:
+    from mem.adapters.registry import Registry
+
+    registry = Registry(home / "adapters", "core-self")
+    pointer = registry.dir / "current"
+    if not pointer.exists():
         raise LLMError(
             f"no current core-self adapter in {home} ({pointer} does not exist); "
             "run `mem distill` first or pass --adapter PATH"
         )
+    try:
+        version = registry.current()
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise LLMError(f"cannot read the adapter pointer {pointer}: {exc}") from exc
+    if not version:
+        raise LLMError(
+            f"no current core-self adapter in {home} (rolled back to the base model); "
+            "answer without --adapter or pass --adapter PATH"
+        )
+    target = registry.dir / version
     if not (target / "adapter_config.json").is_file():
         raise LLMError(f"the current adapter {target} is not a peft adapter folder")
     return target
