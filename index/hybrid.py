@@ -4,14 +4,20 @@ Plain reciprocal-rank fusion averages a good ranking with a blind one and loses 
 one alone (measured on XQuAD: BM25 + an English-only MiniLM drops Russian R@5 from 0.98 to
 0.63; BM25 + e5 drops cross-lingual R@5 from 0.97 to 0.50). Here each (query, passage) pair
 is checked: a lexical index cannot match across scripts, and an English-only embedder cannot
-read Russian. Where one side is blind its score is replaced by the other side's, so that side
-neither helps nor hurts that passage, and the remaining scores are mixed on a common scale.
+read Russian. Where one side is blind, the passage gets a stand-in score for it, so that side
+neither lifts nor sinks it, and the scores are mixed on a common scale.
+
+The stand-in for a blind lexical side is the typical (median) lexical score of the query's
+lexical matches, not the passage's own dense score: with its dense score counted twice, the
+English translation of a Russian paragraph outranked the paragraph itself for Russian
+questions (XQuAD haystack R@1 0.87 against 0.94).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from statistics import median
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ def fuse(
     dense_norm = _min_max({c: dense[c] for c in candidates if c in dense})
     top_bm25 = max(lexical.values(), default=0.0)
     lexical_norm = {c: lexical.get(c, 0.0) / top_bm25 if top_bm25 > 0 else 0.0 for c in candidates}
+    typical_lexical = median([lexical_norm[c] for c in lexical]) if lexical else 0.0
     hits = []
     for c in candidates:
         language = passage_languages.get(c, "other")
@@ -63,7 +70,7 @@ def fuse(
         d_blind = dense_blind(dense_languages, query_language, language)
         l_blind = lexical_blind(query_language, language)
         if l_blind and not d_blind:
-            lex = d
+            lex = typical_lexical
         elif d_blind and not l_blind:
             d = lex
         score = (1.0 - lexical_weight) * d + lexical_weight * lex

@@ -7,6 +7,9 @@ import re
 _CYRILLIC = re.compile(r"[\u0400-\u04FF]")
 _LATIN = re.compile(r"[A-Za-z\u00C0-\u024F]")
 
+# Everything detect_language can answer.
+LANGUAGES = ("ru", "en", "other")
+
 
 def detect_language(text: str) -> str:
     """Return "ru" for mostly Cyrillic text, "en" for mostly Latin, "other" otherwise.

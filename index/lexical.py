@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
+from mem.index.language import LANGUAGES
+
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 _CYRILLIC = re.compile(r"[\u0400-\u04FF]")
 
@@ -68,6 +70,20 @@ class LexicalIndex:
             "stems, chunk_id UNINDEXED, language UNINDEXED, "
             "tokenize = 'unicode61 remove_diacritics 0')"
         )
+        # Which languages the memory holds, answerable without scanning the FTS table (search
+        # asks on every query; an FTS5 column cannot be indexed).
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS chunk_language("
+            "chunk_id TEXT PRIMARY KEY, language TEXT NOT NULL) WITHOUT ROWID"
+        )
+        self._conn.execute(
+            "CREATE INDEX IF NOT EXISTS chunk_language_by_language ON chunk_language(language)"
+        )
+        if self._conn.execute("SELECT NOT EXISTS (SELECT 1 FROM chunk_language)").fetchone()[0]:
+            # A home indexed before this table existed.
+            self._conn.execute(
+                "INSERT OR REPLACE INTO chunk_language SELECT chunk_id, language FROM lex"
+            )
         self._conn.commit()
 
     def add(self, ids: Sequence[str], texts: Sequence[str], languages: Sequence[str]) -> None:
@@ -79,16 +95,40 @@ class LexicalIndex:
                     for i, t, lang in zip(ids, texts, languages, strict=True)
                 ],
             )
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO chunk_language VALUES (?, ?)",
+                list(zip(ids, languages, strict=True)),
+            )
 
     def delete(self, ids: Iterable[str]) -> None:
         with self._conn:
-            self._conn.executemany("DELETE FROM lex WHERE chunk_id = ?", [(i,) for i in ids])
+            rows = [(i,) for i in ids]
+            self._conn.executemany("DELETE FROM lex WHERE chunk_id = ?", rows)
+            self._conn.executemany("DELETE FROM chunk_language WHERE chunk_id = ?", rows)
 
     def ids(self) -> set[str]:
         return {row[0] for row in self._conn.execute("SELECT chunk_id FROM lex")}
 
     def count(self) -> int:
         return self._conn.execute("SELECT count(*) FROM lex").fetchone()[0]
+
+    def languages(self) -> list[str]:
+        """The passage languages present (of those detect_language gives)."""
+        return [
+            language
+            for language in LANGUAGES
+            if self._conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM chunk_language WHERE language = ?)", (language,)
+            ).fetchone()[0]
+        ]
+
+    def languages_of(self, ids: Sequence[str]) -> dict[str, str]:
+        rows = self._conn.execute(
+            f"SELECT chunk_id, language FROM chunk_language WHERE chunk_id IN "
+            f"({','.join('?' * len(ids))})",
+            list(ids),
+        )
+        return dict(rows.fetchall())
 
     def id_counts(self) -> dict[str, int]:
         """chunk id -> rows holding it (more than one is a duplicate)."""

@@ -40,6 +40,7 @@ class IndexSettings:
     # length alone. Costs about twice the embedding time at ingest.
     sentence_vectors: bool = True
     sentence_share: float = 0.5
+    cross_language_offset: float = 0.05
     rerank_model: str = ""
     rerank_top: int = 20
     chroma_url: str = ""
@@ -191,34 +192,16 @@ class Index:
         """Best k chunk ids for the query: mode is "hybrid", "dense" or "lexical"."""
         s = self.settings
         n = max(s.candidates, k)
-        dense: dict[str, float] = {}
+        query_language = detect_language(query)
         lexical: dict[str, float] = {}
         languages: dict[str, str] = {}
-        if mode in ("hybrid", "dense"):
-            query_vector = self.query_vector(query)
-            for chunk_id, score, language in self.vectors.search(query_vector, n):
-                dense[chunk_id] = score
-                languages[chunk_id] = language
-            best_sentence: dict[str, float] = {}
-            if self.sentences is not None:
-                for chunk_id, score, language in self.sentences.search_chunks(query_vector, 3 * n):
-                    if score > best_sentence.get(chunk_id, -1.0):
-                        best_sentence[chunk_id] = score
-                    languages.setdefault(chunk_id, language)
         if mode in ("hybrid", "lexical"):
             for chunk_id, score, language in self.lexical.search(query, n):
                 lexical[chunk_id] = score
                 languages[chunk_id] = language
+        dense: dict[str, float] = {}
         if mode in ("hybrid", "dense"):
-            # Passage vectors for chunks that only a sentence (or BM25) brought in.
-            missing = [c for c in set(best_sentence) | set(lexical) if c not in dense]
-            for c, v in self.vectors.vectors(missing).items():
-                dense[c] = float(v @ query_vector)
-            share = s.sentence_share if best_sentence else 0.0
-            dense = {
-                c: (1 - share) * p + share * max(p, best_sentence.get(c, p))
-                for c, p in dense.items()
-            }
+            dense = self._dense(query, query_language, n, set(lexical), languages)
         if mode == "dense":
             hits = [Hit(c, v, dense=v) for c, v in dense.items()]
         elif mode == "lexical":
@@ -227,13 +210,96 @@ class Index:
             hits = fuse(
                 dense,
                 lexical,
-                detect_language(query),
+                query_language,
                 languages,
                 self.embedder.languages,
                 s.lexical_weight,
             )
         hits.sort(key=lambda h: (-h.score, h.chunk_id))
         return hits[: max(k, s.rerank_top if s.rerank_model else k)]
+
+    def _dense(
+        self,
+        query: str,
+        query_language: str,
+        n: int,
+        also: set[str],
+        languages: dict[str, str],
+    ) -> dict[str, float]:
+        """Dense similarity of the best n chunks of each passage language (and of `also`),
+        each chunk scoring partly as its best sentence; fills in `languages` for what it found.
+        Each language is searched on its own (see index/vectors.py), then put on the query's
+        language's scale (see language_offset)."""
+        s = self.settings
+        query_vector = self.query_vector(query)
+        passage: dict[str, float] = {}
+        sentence: dict[str, float] = {}
+        for language in self.lexical.languages():
+            for chunk_id, score, found_language in self.vectors.search(query_vector, n, language):
+                passage[chunk_id] = score
+                languages[chunk_id] = found_language
+            if self.sentences is None:
+                continue
+            for chunk_id, score, found_language in self.sentences.search_chunks(
+                query_vector, 3 * n, language
+            ):
+                if score > sentence.get(chunk_id, -1.0):
+                    sentence[chunk_id] = score
+                languages.setdefault(chunk_id, found_language)
+        # Passage vectors for chunks that only a sentence (or BM25) brought in.
+        missing = [c for c in set(sentence) | also if c not in passage]
+        for c, v in self.vectors.vectors(missing, languages).items():
+            passage[c] = float(v @ query_vector)
+        share = s.sentence_share if sentence else 0.0
+        return {
+            c: (1 - share) * p
+            + share * max(p, sentence.get(c, p))
+            + self.language_offset(query_language, languages.get(c, "other"))
+            for c, p in passage.items()
+        }
+
+    def language_offset(self, query_language: str, passage_language: str) -> float:
+        """What a passage's similarity gains for being in another language than the query.
+
+        Multilingual embedders score a question closer to passages in its own language: for
+        multilingual-e5-small an XQuAD paragraph's translation scores 0.07 below the original
+        for the same question, and unrelated passages 0.04-0.05 lower on average
+        (benchmarks/language_bias.py). Without the offset, same-language noise buries a
+        passage that answers in the other language; an offset below the translation gap still
+        lets the question's own language win between two equally good passages."""
+        if query_language == passage_language or "other" in (query_language, passage_language):
+            return 0.0
+        return self.settings.cross_language_offset
+
+    def similarity(self, query: str, chunk_ids: Sequence[str]) -> float:
+        """Best similarity between the query and these chunks or their sentences, on the
+        query's language's scale: an absolute "how close is memory to this question"."""
+        if not chunk_ids:
+            return 0.0
+        query_vector = self.query_vector(query)
+        languages = self.lexical.languages_of(chunk_ids)
+        scores = {
+            c: float(v @ query_vector)
+            for c, v in self.vectors.vectors(chunk_ids, languages).items()
+        }
+        if self.sentences is not None:
+            for language in set(languages.values()):
+                found = self.sentences.search_chunks(
+                    query_vector,
+                    50 * len(chunk_ids),
+                    language,
+                    chunk_ids=[c for c in chunk_ids if languages[c] == language],
+                )
+                for chunk_id, score, _ in found:
+                    scores[chunk_id] = max(score, scores.get(chunk_id, -1.0))
+        query_language = detect_language(query)
+        return max(
+            (
+                score + self.language_offset(query_language, languages.get(c, "other"))
+                for c, score in scores.items()
+            ),
+            default=0.0,
+        )
 
     def close(self) -> None:
         self.lexical.close()

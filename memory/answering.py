@@ -44,19 +44,10 @@ class AskSettings:
 
 
 def relevance(index: Index, question: str, sources: Sequence[Source]) -> float:
-    """The best cosine similarity between the question and a retrieved chunk (or one of its
+    """The best similarity between the question and a retrieved chunk (or one of its
     sentences). Hybrid scores are normalised per query, so the top hit always looks good;
     this absolute similarity is what tells "memory holds nothing about it"."""
-    if not sources:
-        return 0.0
-    query = index.query_vector(question)  # embedded once already by the search
-    ids = {s.chunk_id for s in sources}
-    best = max((float(v @ query) for v in index.vectors.vectors(list(ids)).values()), default=0.0)
-    if index.sentences is not None:
-        for chunk_id, score, _ in index.sentences.search_chunks(query, 10 * len(ids)):
-            if chunk_id in ids:
-                best = max(best, score)
-    return best
+    return index.similarity(question, [s.chunk_id for s in sources])
 
 
 def generation_options(memory: Memory, settings: AskSettings) -> GenerationOptions:

@@ -37,6 +37,11 @@ lexical_weight = 0.4
 # usually targets one sentence, and it keeps short chat turns from winning on length alone.
 sentence_vectors = true
 sentence_share = 0.5
+# Added to the similarity of a passage in the other language than the question (Russian
+# notes, English question): multilingual embedders score their own language higher, and
+# without it English chats bury the Russian note that answers. 0.05 suits the default
+# multilingual-e5-small; benchmarks/language_bias.py measures it for another model.
+cross_language_offset = 0.05
 # Optional cross-encoder (local folder or hub id) to rerank the top results; empty = off.
 rerank_model = ""
 rerank_top = 20
@@ -179,6 +184,7 @@ class RetrievalConfig:
     lexical_weight: float = 0.4
     sentence_vectors: bool = True
     sentence_share: float = 0.5
+    cross_language_offset: float = 0.05
     rerank_model: str = ""
     rerank_top: int = 20
 

@@ -59,6 +59,7 @@ class Memory:
                 lexical_weight=r.lexical_weight,
                 sentence_vectors=r.sentence_vectors,
                 sentence_share=r.sentence_share,
+                cross_language_offset=r.cross_language_offset,
                 rerank_model=r.rerank_model,
                 rerank_top=r.rerank_top,
                 chroma_url=self.config.index.chroma_url,
