@@ -113,9 +113,10 @@ class Index:
             # A chunk indexed before (an edited file keeps its unchanged chunks' ids) loses
             # its own vector first, or a crash after its sentences were deleted would leave
             # it looking complete without them.
-            self.vectors.delete(ids)
+            present = set(languages)
+            self.vectors.delete(ids, present)
             checkpoint("index:vectors-deleted")
-            self.sentences.delete_where_chunk(ids)
+            self.sentences.delete_where_chunk(ids, present)
             checkpoint("index:sentences-deleted")
             self.sentences.add(
                 [sid for sid, _, _ in sentence_rows],

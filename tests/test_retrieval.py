@@ -180,10 +180,5 @@ def test_vectors_go_to_their_language_and_old_single_collections_move_over(
         assert got == {i for i, lang in zip(ids, languages, strict=True) if lang == language}
     names = {c.name for c in store._client.list_collections()}
     assert collection_name("m") not in names and collection_name("m", "chunks", "ru") in names
-    # A chunk whose text changed language moves collections instead of living in two.
-    store.add(["c0"], vectors[:1], [{"source": "/0", "language": "en"}])
-    assert store.count() == 6
-    assert "c0" in {c for c, _, _ in store.search(vectors[0], 10, "en")}
-    assert "c0" not in {c for c, _, _ in store.search(vectors[0], 10, "ru")}
     top = store.search(vectors[3], 1)  # all languages merged
     assert top[0][0] == "c3" and top[0][1] == pytest.approx(1.0, abs=1e-4)
