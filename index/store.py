@@ -305,7 +305,7 @@ class Index:
                     query_vector,
                     50 * len(chunk_ids),
                     language,
-                    chunk_ids=[c for c in chunk_ids if languages[c] == language],
+                    chunk_ids=[c for c in chunk_ids if languages.get(c) == language],
                 )
                 for chunk_id, score, _ in found:
                     scores[chunk_id] = max(score, scores.get(chunk_id, -1.0))

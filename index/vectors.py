@@ -231,18 +231,12 @@ class VectorStore:
     def vectors(
         self, ids: Sequence[str], languages: Mapping[str, str] | None = None
     ) -> dict[str, np.ndarray]:
-        """The stored vectors of these ids; with the ids' languages known, only their
-        collections are asked (first), which saves a lookup per language."""
+        """The stored vectors of these ids. An id whose language is given is looked up in that
+        language's collection only (a lookup costs a round trip); any other, in each in turn."""
         languages = languages or {}
-        order = sorted(self._collections, key=lambda lang: lang not in set(languages.values()))
         found: dict[str, np.ndarray] = {}
-        for language in order:
+        for language, collection in self._collections.items():
             wanted = [i for i in ids if i not in found and languages.get(i, language) == language]
-            if not wanted:
-                continue
-            found.update(_embeddings(self._collections[language], wanted))
-        # An id whose language was wrong (changed since) is looked for everywhere else.
-        rest = [i for i in ids if i not in found and i in languages]
-        if rest:
-            found.update(self.vectors(rest))
+            if wanted:
+                found.update(_embeddings(collection, wanted))
         return found
