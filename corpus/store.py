@@ -12,6 +12,7 @@ from typing import Protocol
 from mem.corpus.crashpoints import checkpoint
 from mem.corpus.records import Chunk, Document
 from mem.corpus.schema import migrate
+from mem.corpus.sqlite import connect
 
 
 class TurnLike(Protocol):
@@ -117,12 +118,8 @@ def _chunk_from_row(row: sqlite3.Row) -> Chunk:
 class Corpus:
     def __init__(self, path: Path, busy_timeout_s: float = 60.0) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(
-            path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-        )
+        self._conn = connect(path, busy_timeout_s, autocommit=True)
         self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self.schema_version = migrate(self._conn)

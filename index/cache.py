@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from mem.corpus.sqlite import connect
 
 
 def text_key(text: str) -> bytes:
@@ -17,8 +18,7 @@ def text_key(text: str) -> bytes:
 class EmbeddingCache:
     def __init__(self, path: Path, model: str) -> None:
         self.model = model
-        self._conn = sqlite3.connect(path, timeout=60, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn = connect(path)
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS vectors (model TEXT, key BLOB, vector BLOB, "
             "PRIMARY KEY (model, key)) WITHOUT ROWID"

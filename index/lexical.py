@@ -7,11 +7,11 @@ FTS5 ships only an English Porter stemmer.
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
+from mem.corpus.sqlite import connect
 from mem.index.language import LANGUAGES
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -63,8 +63,7 @@ class LexicalIndex:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._conn = sqlite3.connect(path, timeout=60, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn = connect(path)
         self._conn.execute(
             "CREATE VIRTUAL TABLE IF NOT EXISTS lex USING fts5("
             "stems, chunk_id UNINDEXED, language UNINDEXED, "

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
+from processes import spawn
 
 from mem.cli import EXIT_FATAL, cli
 from mem.memory import Memory
@@ -71,7 +72,7 @@ def server(tmp_path_factory):
         "False",
     ]
     handle = open(log, "wb")  # closed after the server stops
-    process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
+    process = spawn(command, stdout=handle, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 60
     while True:

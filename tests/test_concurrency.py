@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import spawn
 
 pytestmark = pytest.mark.model
 
@@ -61,7 +62,7 @@ def test_two_ingests_and_asks_at_once(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     mem = [sys.executable, "-m", "mem.cli", "--home", str(home)]
     # All three start on an empty home: they race to create corpus.db and Chroma too.
-    asker = subprocess.Popen(
+    asker = spawn(
         [sys.executable, "-c", ASKER, str(home), str(stop)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -69,7 +70,7 @@ def test_two_ingests_and_asks_at_once(tmp_path: Path) -> None:
         env=env,
     )
     ingests = [
-        subprocess.Popen(
+        spawn(
             [*mem, "ingest", str(tmp_path / part), "-q", "--json"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
+from processes import spawn
 
 from mem.corpus import Chunk, Corpus, Document
 from mem.corpus.records import make_chunk_id
@@ -103,3 +107,46 @@ def test_chunk_ids_are_deterministic() -> None:
     assert make_chunk_id("/a", "text", 0) == make_chunk_id("/a", "text", 0)
     assert make_chunk_id("/a", "text", 0) != make_chunk_id("/b", "text", 0)
     assert make_chunk_id("/a", "text", 0) != make_chunk_id("/a", "text", 1)
+
+
+_OPEN_ALL_AT = """
+import sys, time
+from pathlib import Path
+from mem.corpus.store import Corpus
+from mem.index.cache import EmbeddingCache
+from mem.index.lexical import LexicalIndex
+homes, start = [Path(p) for p in sys.argv[2:]], float(sys.argv[1])
+for i, home in enumerate(homes):
+    while time.time() < start + i * 0.3:  # every process opens home i at the same moment
+        pass
+    Corpus(home / "corpus.db")
+    LexicalIndex(home / "index" / "lexical.db")
+    EmbeddingCache(home / "index" / "embeddings.db", "m")
+"""
+
+
+def test_first_open_of_new_sqlite_files_from_many_processes_at_once(tmp_path: Path) -> None:
+    # An ingest and the nightly job on a fresh home: `PRAGMA journal_mode=WAL` on a new file
+    # answered "database is locked" at once, not after the busy timeout (seen in CI; about one
+    # home in three failed with six processes on the code before corpus/sqlite.py).
+    homes = [str(tmp_path / f"home{i}") for i in range(8)]
+    start = time.time() + 3.0  # after every interpreter has started and imported
+    processes = [
+        spawn(
+            [sys.executable, "-c", _OPEN_ALL_AT, str(start), *homes],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    failures = []
+    for process in processes:
+        _, stderr = process.communicate(timeout=120)
+        if process.returncode != 0:
+            failures.append(stderr.strip().splitlines()[-1])
+    assert failures == []
+    for home in homes:
+        corpus = Corpus(Path(home) / "corpus.db")
+        assert corpus.schema_version == len(MIGRATIONS)
+        mode = corpus._conn.execute("PRAGMA journal_mode").fetchone()[0]
+        assert mode == "wal"

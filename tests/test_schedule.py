@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from processes import spawn
 
 from mem.cli import cli
 from mem.memory import Memory
@@ -36,7 +37,7 @@ with {func}(Path(sys.argv[1]), {args}):
 def _hold(home: Path, func: str, args: str, seconds: float) -> subprocess.Popen:
     """Another process holding one of the memory home's locks (for real, via fcntl)."""
     code = HOLD_LOCK.format(func=func, args=args)
-    proc = subprocess.Popen(
+    proc = spawn(
         [sys.executable, "-c", code, str(home), str(seconds)], stdout=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
