@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ import numpy as np
 
 from mem.corpus.crashpoints import checkpoint
 from mem.corpus.records import Chunk
+from mem.corpus.text import split_sentences as corpus_sentences
 from mem.index.cache import EmbeddingCache
 from mem.index.embedders import Embedder, load_embedder
 from mem.index.hybrid import Hit, fuse
@@ -19,12 +19,29 @@ from mem.index.language import detect_language
 from mem.index.lexical import LexicalIndex
 from mem.index.vectors import VectorStore
 
-_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[\"«(\[]?[A-ZА-ЯЁ0-9])")
+# Where an index lives in a memory home, relative to it (doctor and backup use these too).
+INDEX_DIR = "index"
+LEXICAL_DB = f"{INDEX_DIR}/lexical.db"
+EMBEDDING_CACHE_DB = f"{INDEX_DIR}/embeddings.db"
+CHROMA_DIR = "chroma"
+CHROMA_DB = f"{CHROMA_DIR}/chroma.sqlite3"  # Chroma's own SQLite file in its folder
+
+# Shorter sentences say too little to search by.
+SENTENCE_MIN_WORDS = 4
 
 
 def split_sentences(text: str) -> list[str]:
-    """Sentences of at least four words (shorter ones say too little to search by)."""
-    return [s for s in _SENTENCE_END.split(text) if len(s.split()) >= 4]
+    """The sentences of a chunk that may get their own vector (at least four words each)."""
+    return corpus_sentences(text, SENTENCE_MIN_WORDS)
+
+
+def chunk_sentences(chunk: Chunk) -> list[tuple[str, str]]:
+    """(sentence id, sentence) for each sentence vector of a chunk; none when it has fewer
+    than two sentences, since the chunk's own vector already is that sentence's."""
+    sentences = split_sentences(chunk.text)
+    if len(sentences) < 2:
+        return []
+    return [(f"{chunk.chunk_id}:{n}", sentence) for n, sentence in enumerate(sentences)]
 
 
 @dataclass(frozen=True)
@@ -63,16 +80,17 @@ def embed_text(chunk: Chunk) -> str:
 class Index:
     def __init__(self, home: Path, settings: IndexSettings) -> None:
         self.settings = settings
-        (home / "index").mkdir(parents=True, exist_ok=True)
+        (home / INDEX_DIR).mkdir(parents=True, exist_ok=True)
         self._home = home
-        self.vectors = VectorStore(home / "chroma", settings.model, settings.chroma_url)
+        chroma = home / CHROMA_DIR
+        self.vectors = VectorStore(chroma, settings.model, settings.chroma_url)
         self.sentences = (
-            VectorStore(home / "chroma", settings.model, settings.chroma_url, kind="sentences")
+            VectorStore(chroma, settings.model, settings.chroma_url, kind="sentences")
             if settings.sentence_vectors
             else None
         )
-        self.lexical = LexicalIndex(home / "index" / "lexical.db")
-        self._cache = EmbeddingCache(home / "index" / "embeddings.db", settings.model)
+        self.lexical = LexicalIndex(home / LEXICAL_DB)
+        self._cache = EmbeddingCache(home / EMBEDDING_CACHE_DB, settings.model)
         self._embedder: Embedder | None = None
         self._search_threads: ThreadPoolExecutor | None = None
         self._last_query: tuple[str, np.ndarray] | None = None
@@ -143,13 +161,16 @@ class Index:
             return []
         rows = []
         for chunk, language in zip(chunks, languages, strict=True):
-            sentences = split_sentences(chunk.text)
-            if len(sentences) < 2:
-                continue  # the chunk's own vector already is the sentence's
-            for n, sentence in enumerate(sentences):
+            for sentence_id, sentence in chunk_sentences(chunk):
                 meta = {"chunk_id": chunk.chunk_id, "language": language}
-                rows.append((f"{chunk.chunk_id}:{n}", sentence, meta))
+                rows.append((sentence_id, sentence, meta))
         return rows
+
+    def sentence_ids(self, chunks: Iterable[Chunk]) -> set[str]:
+        """The sentence ids the sentence collection should hold for these chunks."""
+        if self.sentences is None:
+            return set()
+        return {sentence_id for chunk in chunks for sentence_id, _ in chunk_sentences(chunk)}
 
     def delete(self, ids: Iterable[str]) -> None:
         ids = list(ids)

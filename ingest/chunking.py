@@ -7,10 +7,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mem.corpus.text import split_sentences
 from mem.ingest.documents import Block
 
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
-_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[\"«(\[]?[A-ZА-ЯЁ0-9])")
 
 
 @dataclass(frozen=True)
@@ -46,10 +46,6 @@ def format_locator(pages: Sequence[int], headings: Sequence[str]) -> str:
     if headings:
         parts.append(" > ".join(headings))
     return " · ".join(parts)
-
-
-def split_sentences(text: str) -> list[str]:
-    return [s for s in _SENTENCE_END.split(text) if s.strip()]
 
 
 def _pieces(block: Block, max_tokens: int) -> list[str]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mem.corpus.text import split_sentences
 from mem.ingest.chats.model import Conversation, Turn
-from mem.ingest.chunking import ChunkingOptions, count_tokens, split_sentences
+from mem.ingest.chunking import ChunkingOptions, count_tokens
 
 
 @dataclass(frozen=True)

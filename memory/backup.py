@@ -20,11 +20,12 @@ from pathlib import Path
 
 from mem import __version__
 from mem.corpus.store import utc_now
+from mem.index.store import CHROMA_DB, CHROMA_DIR, EMBEDDING_CACHE_DB, INDEX_DIR, LEXICAL_DB
 
 FORMAT = 1
 MANIFEST = "manifest.json"
 # SQLite databases of a home, relative to it; each is snapshotted with the backup API.
-_DATABASES = ("corpus.db", "index/lexical.db", "index/embeddings.db", "chroma/chroma.sqlite3")
+_DATABASES = ("corpus.db", LEXICAL_DB, EMBEDDING_CACHE_DB, CHROMA_DB)
 # Plain folders a home may hold (trained adapters, built datasets, run logs), copied as is.
 _FOLDERS = ("adapters", "datasets", "runs")
 
@@ -124,15 +125,15 @@ def backup(home: str | Path | None, out: str | Path, index: bool = True) -> Back
         model = memory.config.embedding.model
         out.mkdir(parents=True, exist_ok=True)
         for name in _DATABASES:
-            if name.startswith("chroma/") and not index:
+            if name == CHROMA_DB and not index:
                 continue
             if (home / name).exists():
                 _snapshot(home / name, out / name)
-        if index and (home / "chroma").is_dir():
+        if index and (home / CHROMA_DIR).is_dir():
             # Segment folders (HNSW files); no ingest runs while we hold the writer lock.
-            for entry in (home / "chroma").iterdir():
+            for entry in (home / CHROMA_DIR).iterdir():
                 if entry.is_dir():
-                    shutil.copytree(entry, out / "chroma" / entry.name)
+                    shutil.copytree(entry, out / CHROMA_DIR / entry.name)
         for folder in _FOLDERS:
             if (home / folder).is_dir():
                 shutil.copytree(home / folder, out / folder, symlinks=True)
@@ -196,7 +197,7 @@ def restore(source: str | Path, home: str | Path | None, force: bool = False) ->
     report = RestoreReport(home=str(home))
     with writer_lock(home, "mem restore"):
         if force:
-            for name in ("corpus.db", "config.toml", "index", "chroma", *_FOLDERS):
+            for name in ("corpus.db", "config.toml", INDEX_DIR, CHROMA_DIR, *_FOLDERS):
                 _remove(home / name)
         for name in manifest["files"]:
             target = home / name

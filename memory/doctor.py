@@ -2,7 +2,7 @@
 
 The corpus is the truth. Its chunk ids must be exactly the ids in the Chroma chunk collection
 and in the lexical index (once each), and the sentence collection must hold exactly the
-sentences that `split_sentences` finds in those chunks. Each SQLite file must pass
+sentences that `Index.sentence_ids` gives for those chunks. Each SQLite file must pass
 `PRAGMA integrity_check`, and config.toml must parse. Repairs go from the corpus outwards:
 orphans are deleted, missing or damaged entries are re-indexed (re-embedding only what the
 embedding cache does not hold), a damaged lexical index or cache file is rebuilt.
@@ -11,9 +11,12 @@ embedding cache does not hold), a damaged lexical index or cache file is rebuilt
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mem.corpus.records import Chunk
+from mem.index.store import CHROMA_DB, CHROMA_DIR, EMBEDDING_CACHE_DB, LEXICAL_DB, Index
 from mem.memory.config import ConfigError, load_config
 
 # How many example ids a report lists per problem (the counts are always complete).
@@ -107,18 +110,9 @@ def integrity(path: Path) -> str:
     return "ok" if first == "ok" else f"damaged: {first}"
 
 
-def expected_sentences(index, chunks) -> set[str]:
+def expected_sentences(index: Index, chunks: Iterable[Chunk]) -> set[str]:
     """The sentence ids the sentence collection should hold for these chunks."""
-    from mem.index.store import split_sentences
-
-    if index.sentences is None:
-        return set()
-    ids: set[str] = set()
-    for chunk in chunks:
-        sentences = split_sentences(chunk.text)
-        if len(sentences) >= 2:  # as Index.add: one sentence is the chunk's own vector
-            ids.update(f"{chunk.chunk_id}:{n}" for n in range(len(sentences)))
-    return ids
+    return index.sentence_ids(chunks)  # the index's own rule, so the two never drift apart
 
 
 def check_agreement(memory) -> Agreement:
@@ -191,12 +185,7 @@ def run_doctor(home: str | Path | None, dry_run: bool = False) -> DoctorReport:
         report.config = str(exc)
         report.unrepaired.append(f"config.toml: {exc} (edit it; nothing else was checked)")
         return report
-    files = {
-        "corpus.db": path / "corpus.db",
-        "index/lexical.db": path / "index" / "lexical.db",
-        "index/embeddings.db": path / "index" / "embeddings.db",
-        "chroma/chroma.sqlite3": path / "chroma" / "chroma.sqlite3",
-    }
+    files = {name: path / name for name in ("corpus.db", LEXICAL_DB, EMBEDDING_CACHE_DB, CHROMA_DB)}
     with writer_lock(path, "mem doctor"):
         report.sqlite = {name: integrity(p) for name, p in files.items()}
         if report.sqlite["corpus.db"] != "ok":
@@ -204,13 +193,14 @@ def run_doctor(home: str | Path | None, dry_run: bool = False) -> DoctorReport:
                 f"corpus.db {report.sqlite['corpus.db']}: restore it from a backup (mem restore)"
             )
             return report
-        if report.sqlite["chroma/chroma.sqlite3"] != "ok":
+        if report.sqlite[CHROMA_DB] != "ok":
             report.unrepaired.append(
-                "chroma is damaged: move <home>/chroma aside and run `mem doctor` to rebuild it"
+                f"chroma is damaged: move <home>/{CHROMA_DIR} aside and run `mem doctor` to "
+                "rebuild it"
             )
             return report
         if not dry_run:
-            for name in ("index/lexical.db", "index/embeddings.db"):
+            for name in (LEXICAL_DB, EMBEDDING_CACHE_DB):
                 if report.sqlite[name] != "ok":
                     _rebuild_file(files[name], report, name)
         with Memory(path) as memory:
