@@ -475,7 +475,7 @@ def transcript(ctx: click.Context, file: str, as_srt: bool, as_json: bool) -> No
     finally:
         memory.close()
     from mem.ingest.audio import to_srt
-    from mem.ingest.transcripts import clock
+    from mem.ingest.transcripts import format_timestamp
 
     if as_json:
         _print_json(
@@ -493,7 +493,7 @@ def transcript(ctx: click.Context, file: str, as_srt: bool, as_json: bool) -> No
         click.echo(to_srt(found), nl=False)
     else:
         for s in found.segments:
-            click.echo(f"[{clock(s.start)}–{clock(s.end)}] {s.text}")
+            click.echo(f"[{format_timestamp(s.start)}–{format_timestamp(s.end)}] {s.text}")
 
 
 @cli.group(invoke_without_command=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mem.ingest.transcripts import format_timestamp  # re-exported: audio's public API
 from mem.ingest.whisper_model import (
     DEFAULT_MODEL,
     WhisperModelError,
@@ -200,16 +201,6 @@ def _detail(stderr: bytes) -> str:
         return ""
     last = lines[-1].rsplit(": ", 1)[-1].strip()
     return f" ({last[:120]})"
-
-
-def format_timestamp(seconds: float) -> str:
-    """ "12:05" for a citation; "1:02:05" from the first hour on."""
-    whole = max(0, int(seconds))  # floor: a citation should point before the words, not after
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}:{minutes:02d}:{secs:02d}"
-    return f"{minutes:02d}:{secs:02d}"
 
 
 def to_srt(transcript: Transcript) -> str:

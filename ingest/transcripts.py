@@ -15,16 +15,18 @@ class TimedSpan:
     end: float
 
 
-def clock(seconds: float) -> str:
-    """12:05, or 1:02:05 past the hour (rounded down, as a player shows it)."""
-    total = int(seconds)
-    hours, rest = divmod(total, 3600)
+def format_timestamp(seconds: float) -> str:
+    """ "12:05" for a citation; "1:02:05" from the first hour on."""
+    whole = max(0, int(seconds))  # floor: a citation should point before the words, not after
+    hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+    if hours:
+        return f"{hours}:{minutes:02d}:{secs:02d}"
+    return f"{minutes:02d}:{secs:02d}"
 
 
 def span_locator(span: TimedSpan) -> str:
-    return f"{clock(span.start)}–{clock(span.end)}"
+    return f"{format_timestamp(span.start)}–{format_timestamp(span.end)}"
 
 
 def chunk_segments(segments: Sequence[dict], options: ChunkingOptions) -> list[TimedSpan]:
