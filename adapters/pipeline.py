@@ -29,7 +29,8 @@ from mem.adapters.evaluate import (
 )
 from mem.adapters.registry import CORE, Registry, RegistryError
 from mem.adapters.train import LoraOptions, TrainResult, plot_training, train_lora, use_qlora
-from mem.memory.home import write_atomic
+from mem.corpus.files import write_atomic
+from mem.corpus.store import utc_now
 
 log = logging.getLogger("mem.adapters")
 
@@ -71,10 +72,6 @@ class DistillResult:
             "metrics": self.metrics,
             "train": self.train.to_json(),
         }
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -142,7 +139,7 @@ def run_distill(
     info = {
         "name": name,
         "status": "running",
-        "started_at": _now(),
+        "started_at": utc_now(),
         "dataset": str(dataset_dir),
         "dataset_hash": data_hash,
         "base_model": settings.base_model,
@@ -206,7 +203,7 @@ def run_distill(
         )
         _write_json(
             run_dir / "run.json",
-            info | {"status": "done", "finished_at": _now(), **result.to_json()},
+            info | {"status": "done", "finished_at": utc_now(), **result.to_json()},
         )
         # Checkpoints only serve a resume; the registered version holds the adapter now.
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
@@ -217,7 +214,7 @@ def run_distill(
             info
             | {
                 "status": "failed",
-                "finished_at": _now(),
+                "finished_at": utc_now(),
                 "error": f"{type(error).__name__}: {error}",
             },
         )

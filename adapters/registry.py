@@ -18,10 +18,10 @@ import os
 import re
 import shutil
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-from mem.memory.home import write_atomic
+from mem.corpus.files import write_atomic
+from mem.corpus.store import utc_now
 
 CORE = "core-self"
 _VERSION = re.compile(r"^v(\d{4,})$")
@@ -58,10 +58,6 @@ class Version:
             "primary_metric": self.manifest.get("primary_metric"),
             "metrics": self.manifest.get("metrics", {}).get("adapter", {}),
         }
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def adapter_names(root: Path) -> list[str]:
@@ -143,7 +139,7 @@ class Registry:
             full = {
                 "name": self.name,
                 "version": version,
-                "created_at": _now(),
+                "created_at": utc_now(),
                 "parent": self.current(),
                 **manifest,
             }
@@ -183,5 +179,5 @@ class Registry:
 
     def _set(self, version: str | None, history: list[str]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        pointer = {"version": version, "history": history[-50:], "updated_at": _now()}
+        pointer = {"version": version, "history": history[-50:], "updated_at": utc_now()}
         write_atomic(self.dir / "current", json.dumps(pointer, indent=2) + "\n")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
+
+# Lives in corpus/ so the lower layers (adapters) can use it; re-exported for memory/.
+from mem.corpus.files import write_atomic as write_atomic
 
 
 def resolve_home(home: str | os.PathLike | None = None) -> Path:
@@ -15,21 +17,3 @@ def resolve_home(home: str | os.PathLike | None = None) -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("mem", appauthor=False))
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` so a reader sees the old file or the whole new one, never a part.
-
-    The temporary name is unique per call: two processes (or threads) creating the same
-    file at once must not rename each other's temporary away.
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
