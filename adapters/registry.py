@@ -60,14 +60,6 @@ class Version:
         }
 
 
-def adapter_names(root: Path) -> list[str]:
-    """The adapter names present under <home>/adapters (core-self first)."""
-    if not root.is_dir():
-        return []
-    names = sorted(p.name for p in root.iterdir() if p.is_dir() and _NAME.match(p.name))
-    return sorted(names, key=lambda n: n != CORE)
-
-
 class Registry:
     """The versions of one adapter name."""
 

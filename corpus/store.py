@@ -350,12 +350,6 @@ class Corpus:
         )
         return {tag: n for tag, n in rows}
 
-    def tags_of(self, source: str) -> list[str]:
-        rows = self._conn.execute(
-            "SELECT tag FROM document_tags WHERE source = ? ORDER BY tag", (source,)
-        )
-        return [r[0] for r in rows]
-
     def tagged_chunk_ids(self, tag: str) -> set[str]:
         """The chunks of every document tagged `tag`."""
         rows = self._conn.execute(
