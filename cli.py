@@ -219,7 +219,9 @@ def _stream_to_stdout(piece: str) -> None:
 @click.option("-k", "k", type=click.IntRange(1, 100), default=None, help="How many sources.")
 @click.option("--no-llm", is_flag=True, help="Retrieval only: no generated answer.")
 @_llm_options
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (see DESIGN.md).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object (see docs/ASK_JSON.md)."
+)
 @click.pass_context
 def ask(
     ctx: click.Context,

@@ -30,7 +30,7 @@ class Answer:
     conversation_id: str | None = None  # where the exchange was remembered, if it was
 
     def to_json(self) -> dict:
-        """The `mem ask --json` contract of DESIGN.md: exactly these keys, in this order."""
+        """The `mem ask --json` contract (docs/ASK_JSON.md): exactly these keys, in order."""
         return {
             "question": self.question,
             "answer": self.answer,
