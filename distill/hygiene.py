@@ -121,10 +121,13 @@ class TokenCounter:
 
 def _tokenizer_source(base_model: str) -> tuple[str, str | None] | None:
     """(folder, gguf file or None) to load the base model's tokenizer from, if local."""
-    from mem.adapters.base_model import PACKAGED, packaged_gguf
+    from mem.models import PACKAGED_GGUF, PackagedModelError, packaged_gguf
 
-    if base_model in PACKAGED:
-        found = packaged_gguf(base_model)
+    if base_model in PACKAGED_GGUF:
+        try:
+            found = packaged_gguf(base_model)
+        except PackagedModelError:
+            return None
         return (str(found.parent), found.name) if found else None
     path = Path(base_model).expanduser()
     if path.is_file() and path.suffix == ".gguf":
@@ -298,7 +301,10 @@ def split_by_source(
         (c for c, rows in by_chunk.items() if len(rows) >= 2 and question_row(rows) is not None),
         key=lambda c: _rank(c, seed),
     )
-    chosen = candidates[: round(len(by_chunk) * heldout_share)]
+    # At least one when any chunk can lend one: a small memory (nine paragraphs) rounded to
+    # none, and the gate then had no answers to compare, only validation loss.
+    wanted = round(len(by_chunk) * heldout_share)
+    chosen = candidates[: max(wanted, 1 if heldout_share > 0 else 0)]
     removed: set[int] = set()
     for chunk in chosen:
         row = question_row(by_chunk[chunk])

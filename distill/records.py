@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-ExampleKind = Literal["qa", "paraphrase", "summary", "chat"]
+# "reader": a question with retrieved sources in the prompt `mem ask` sends, answered with
+# the right [n] (or "not in memory" when only distractors are given).
+ExampleKind = Literal["qa", "paraphrase", "summary", "chat", "reader"]
 
 
 @dataclass(frozen=True)

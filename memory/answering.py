@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING
 
 from mem.ingest.chunking import ChunkingOptions
 from mem.memory.llm import Backend, GenerationOptions, LLMError, Message, load_backend
-from mem.memory.prompting import build_messages, check_citations, not_in_memory
+from mem.memory.prompting import (
+    build_messages,
+    check_citations,
+    not_in_memory,
+    verify_citations,
+)
 from mem.memory.records import Answer, Source
 
 if TYPE_CHECKING:
@@ -67,21 +72,25 @@ def generate(
     history: Sequence[Message] = (),
     on_token: OnToken | None = None,
 ) -> Answer:
-    """Stream an answer over the numbered sources; citations of no source are dropped."""
+    """Stream an answer over the numbered sources; citations of no source are dropped, and
+    each sentence cites the source that holds its words (prompting.verify_citations). The
+    stream is the model's own text; the returned answer is the checked one."""
     pieces: list[str] = []
     for piece in backend.stream(build_messages(question, sources, history), options):
         pieces.append(piece)
         if on_token is not None:
             on_token(piece)
     check = check_citations("".join(pieces), len(sources))
+    verified = verify_citations(check.text, sources)
     return Answer(
         question=question,
-        answer=check.text,
+        answer=verified.text,
         sources=tuple(sources),
         adapter=backend.adapter,
         model=backend.model,
-        cited=check.cited,
+        cited=verified.cited,
         invalid_citations=check.invalid,
+        model_cited=check.cited,
     )
 
 

