@@ -1,6 +1,6 @@
 """Are `mem ask`'s answers right, in the question's language, and cited? (XQuAD ru/en)
 
-    python benchmarks/answer_quality.py [--models qwen2.5-0.5b,smollm2] [--questions 24]
+    python benchmarks/answer_quality.py [--models qwen2.5-1.5b,qwen2.5-0.5b] [--questions 24]
 
 Memory: the 240 XQuAD paragraphs of one language, each its own document (default config, no
 sentence vectors, to build it faster). For every n-th of XQuAD's own human-written
@@ -8,9 +8,9 @@ questions, the real `mem ask` path runs: retrieval (k sources), the relevance ga
 prompt, generation at temperature 0, the citation check. Per model and language:
 
 * token F1 and gold-in-reply (the answer's words, lowercased, ё→е, citations removed);
-* cited: answers with at least one [n] (model: the model wrote it, not mem's attribution);
-  right: answers whose cited sources include the
-  paragraph the question was written for (of the answers where retrieval found it at all);
+* cited: answers with at least one [n], after mem's citation check (and as the model wrote
+  them); right: answers whose cited sources include the paragraph the question was written
+  for (of the answers where retrieval found it at all), after the check and before it;
 * in language: answers written in the question's language;
 * time to first token and tokens/s (medians), and the process's peak RSS.
 
@@ -138,7 +138,7 @@ def run_one(model: str, lang: str, count: int, k: int, max_tokens: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--models", default="qwen2.5-0.5b,smollm2")
+    parser.add_argument("--models", default="qwen2.5-1.5b")
     parser.add_argument("--langs", default="ru,en")
     parser.add_argument("--questions", type=int, default=24, help="per language")
     parser.add_argument("-k", type=int, default=3)
@@ -164,6 +164,7 @@ def main() -> None:
     )
     head = (
         f"{'model':16} {'lang':4} {'F1':>5} {'gold':>5} {'cited':>5} {'model':>5} {'right':>5} "
+        f"{'model':>5} "
         f"{'lang%':>5} {'TTFT s':>6} {'tok/s':>6} {'words':>5} {'RSS MB':>7}"
     )
     print(head)
@@ -191,6 +192,7 @@ def main() -> None:
             print(
                 f"{Path(model).name[:16]:16} {lang:4} {r['f1']:5.2f} {r['gold_in_reply']:5.2f} "
                 f"{r['cited']:5.2f} {r['model_cited']:5.2f} {r['correct_citation']:5.2f} "
+                f"{r['model_correct_citation']:5.2f} "
                 f"{r['in_language']:5.2f} "
                 f"{r['ttft_s']:6.2f} {r['pieces_per_s']:6.1f} {r['words']:5.1f} "
                 f"{r['peak_rss_mb']:7.0f}",
@@ -201,8 +203,9 @@ def main() -> None:
         json.dumps(results, ensure_ascii=False, indent=1), encoding="utf-8"
     )
     print(
-        f"(F1/gold over all answers; right = cited the gold paragraph, of those retrieved; "
-        f"per-answer rows in {OUT / 'answer_quality.json'})"
+        "(F1/gold over all answers; cited/right: after mem checked the citations, 'model': "
+        "as the model wrote them; right = cites the gold paragraph, of the answers where "
+        f"retrieval found it; per-answer rows in {OUT})"
     )
 
 
