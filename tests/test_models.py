@@ -22,19 +22,17 @@ def test_packaged_multi_part_model_is_assembled_once_and_checked(tmp_path: Path)
     assert path.read_bytes()[:4] == b"GGUF"
     first = path.stat().st_mtime_ns
     assert packaged_gguf(model.name, tmp_path).stat().st_mtime_ns == first  # not re-assembled
+    path.unlink()  # a gigabyte: not left for pytest's kept temporary folders
 
 
 def test_a_damaged_model_part_is_refused_with_what_to_reinstall(tmp_path: Path) -> None:
     model = PACKAGED_GGUF[LLMSection().model]
     parts = part_files(model)
-    damaged = tmp_path / "parts"
-    damaged.mkdir()
-    copies = []
-    for part in parts:
-        copy = damaged / part.name
-        copy.write_bytes(part.read_bytes())
-        copies.append(copy)
-    with open(copies[2], "r+b") as f:  # one flipped byte in the middle of part 3
+    # Part 3 copied with one byte flipped; the other parts are the installed ones.
+    copies = list(parts)
+    copies[2] = tmp_path / parts[2].name
+    copies[2].write_bytes(parts[2].read_bytes())
+    with open(copies[2], "r+b") as f:
         f.seek(1_000_000)
         byte = f.read(1)
         f.seek(1_000_000)
@@ -49,3 +47,4 @@ def test_a_damaged_model_part_is_refused_with_what_to_reinstall(tmp_path: Path) 
     # The same parts undamaged make the model: the check is about the bytes, not the path.
     copies[2].write_bytes(parts[2].read_bytes())
     assert assemble(model, copies, target).stat().st_size == model.size
+    target.unlink()
