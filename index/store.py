@@ -100,7 +100,7 @@ class Index:
         if self._embedder is None:
             s = self.settings
             self._embedder = load_embedder(
-                s.model, s.model_languages, s.query_prefix, s.passage_prefix
+                s.model, s.model_languages, s.query_prefix, s.passage_prefix, s.batch_size
             )
         return self._embedder
 

