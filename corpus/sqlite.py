@@ -51,7 +51,7 @@ def _enable_wal(conn: sqlite3.Connection, busy_timeout_s: float) -> None:
             return
         if time.monotonic() >= deadline:
             raise sqlite3.OperationalError(
-                f"could not switch {conn_path(conn)} to WAL mode within {busy_timeout_s:g} s: "
+                f"could not switch {_path_of(conn)} to WAL mode within {busy_timeout_s:g} s: "
                 "another process holds it"
             )
         # Jittered so that several processes opening one new file do not retry in step.
@@ -59,6 +59,6 @@ def _enable_wal(conn: sqlite3.Connection, busy_timeout_s: float) -> None:
         delay = min(delay * 2, 0.2)
 
 
-def conn_path(conn: sqlite3.Connection) -> str:
+def _path_of(conn: sqlite3.Connection) -> str:
     row = conn.execute("PRAGMA database_list").fetchone()
     return row[2] if row and row[2] else "the database"

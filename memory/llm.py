@@ -70,12 +70,18 @@ class _Chat:
 # -- models ---------------------------------------------------------------------------------
 
 
-def resolve_gguf(model: str) -> Path:
-    """A short name ("qwen2.5-0.5b", "smollm2") or a path to a .gguf file -> the file."""
+def _packaged(model: str) -> Path | None:
+    """The packaged GGUF a short name means (None for any other name), as an LLMError when
+    its packages are missing or damaged."""
     try:
-        found = packaged_gguf(model)
+        return packaged_gguf(model)
     except PackagedModelError as exc:
         raise LLMError(str(exc)) from exc
+
+
+def resolve_gguf(model: str) -> Path:
+    """A short name ("qwen2.5-1.5b", "smollm2") or a path to a .gguf file -> the file."""
+    found = _packaged(model)
     if found is not None:
         return found
     path = Path(model).expanduser()
@@ -296,10 +302,7 @@ def adapter_base_model(path: Path, fallback: str) -> str:
 
 def _gguf(model: str) -> Path | None:
     """The GGUF file a model name means (a packaged short name or a .gguf path), if any."""
-    try:
-        found = packaged_gguf(model)
-    except PackagedModelError as exc:
-        raise LLMError(str(exc)) from exc
+    found = _packaged(model)
     if found is None and Path(model).expanduser().suffix == ".gguf":
         found = Path(model).expanduser()
     return found

@@ -142,22 +142,29 @@ CITATION_MARGIN = 0.2
 _SEGMENT = re.compile(r"(?<=[.!?…])\s+(?!\[\d)")
 
 
-def _shares(text: str, sources: Sequence[Source]) -> list[float]:
+def _source_stems(sources: Sequence[Source]) -> list[set[str]]:
+    from mem.index.lexical import analyze
+
+    return [set(analyze(s.text)) for s in sources]
+
+
+def _best(text: str, stems: Sequence[set[str]]) -> tuple[list[float], int | None]:
+    """Each source's share of the text's words (citations left out), and the source (0-based)
+    holding the most of them if it holds at least MIN_ATTRIBUTION_SHARE."""
     from mem.index.lexical import analyze
 
     words = set(analyze(_CITATION.sub(" ", text)))
-    if not words:
-        return [0.0] * len(sources)
-    return [len(words & set(analyze(s.text))) / len(words) for s in sources]
+    shares = [len(words & s) / len(words) if words else 0.0 for s in stems]
+    best = max(range(len(shares)), key=shares.__getitem__, default=None)
+    if best is None or shares[best] < MIN_ATTRIBUTION_SHARE:
+        return shares, None
+    return shares, best
 
 
 def attribute(answer: str, sources: Sequence[Source]) -> tuple[int, ...]:
     """The source (as a 1-based number) a text is drawn from, if any."""
-    shares = _shares(answer, sources)
-    if not shares:
-        return ()
-    best = max(range(len(shares)), key=shares.__getitem__)
-    return (best + 1,) if shares[best] >= MIN_ATTRIBUTION_SHARE else ()
+    _, best = _best(answer, _source_stems(sources))
+    return () if best is None else (best + 1,)
 
 
 @dataclass(frozen=True)
@@ -172,15 +179,14 @@ def verify_citations(answer: str, sources: Sequence[Source]) -> Attribution:
 
     Run after `check_citations` (numbers of no source are already gone).
     """
+    stems = _source_stems(sources)  # once per answer, not once per sentence
     out, cited = [], []
     for segment in _SEGMENT.split(answer.strip()):
         given = [int(n) for n in re.findall(r"\[(\d+)\]", segment)]
-        shares = _shares(segment, sources)
-        best = max(range(len(shares)), key=shares.__getitem__, default=None)
-        top = shares[best] if best is not None else 0.0
+        shares, best = _best(segment, stems)
         held = max((shares[n - 1] for n in given if 1 <= n <= len(shares)), default=0.0)
-        if top >= MIN_ATTRIBUTION_SHARE and (
-            held < MIN_ATTRIBUTION_SHARE or top - held > CITATION_MARGIN
+        if best is not None and (
+            held < MIN_ATTRIBUTION_SHARE or shares[best] - held > CITATION_MARGIN
         ):
             segment = _CITATION.sub("", segment).rstrip() + f" [{best + 1}]"
             given = [best + 1]
