@@ -1,7 +1,8 @@
 """The base model a LoRA trains on: a packaged GGUF, a local folder, or (if allowed) a hub id.
 
-A GGUF is read by transformers (dequantized to fp32, about 20-60 s on 2 cores) and saved once
-as fp32 safetensors under <home>/models/<name>/, so every later load takes under a second.
+A GGUF is read by transformers (dequantized to fp32: 20-60 s for SmolLM2, a few minutes for
+a 0.5B model on 2 cores) and saved once as fp32 safetensors in the per-user models folder that
+every memory home shares (`converted_dir()`), so every later load takes seconds.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from mem.models import PACKAGED_GGUF, PackagedModelError, packaged_gguf
+from mem.models import PACKAGED_GGUF, PackagedModelError, models_dir, packaged_gguf
 
 log = logging.getLogger("mem.adapters")
 
@@ -27,6 +28,12 @@ class BaseModelSource:
     name: str  # as configured ("smollm2", a path, a hub id)
     path: str  # a folder with config.json + weights, or a hub id
     gguf_file: str | None = None  # set when `path` is the folder holding a .gguf
+
+
+def converted_dir() -> Path:
+    """Where fp32 copies of GGUF base models are kept: beside the assembled GGUFs
+    (`$MEM_MODELS_DIR`, else the user cache dir), shared by all memory homes."""
+    return models_dir() / "transformers"
 
 
 def slug(name: str) -> str:

@@ -73,6 +73,7 @@ def validation_loss(model, tokenizer, examples: Sequence[Example], options: Eval
     """Mean cross-entropy per assistant token (the same mask training uses)."""
     import torch
 
+    from mem.adapters.loss import answer_loss_sum
     from mem.adapters.train import collate
 
     data = [encode(tokenizer, e, options.max_seq_len) for e in examples[: options.max_validation]]
@@ -90,17 +91,9 @@ def validation_loss(model, tokenizer, examples: Sequence[Example], options: Eval
                     data[i : i + options.batch_size], tokenizer.pad_token_id
                 ).items()
             }
-            labels = batch.pop("labels")
-            logits = model(**batch).logits[:, :-1].float()
-            target = labels[:, 1:]
-            loss = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.size(-1)),
-                target.reshape(-1),
-                ignore_index=IGNORE,
-                reduction="sum",
-            )
-            total += float(loss)
-            count += int((target != IGNORE).sum())
+            summed, n = answer_loss_sum(model, batch)
+            total += float(summed)
+            count += n
     return total / max(1, count)
 
 

@@ -322,6 +322,7 @@ def load_for_inference(
     name: str = CORE,
     domains: tuple[str, ...] = (),
     allow_downloads: bool = False,
+    models_dir: Path | None = None,
 ):
     """(model, tokenizer): the base model with a registered adapter on it, ready to generate.
 
@@ -330,12 +331,12 @@ def load_for_inference(
     """
     from peft import PeftModel
 
-    from mem.adapters.base_model import load_base
+    from mem.adapters.base_model import converted_dir, load_base
 
     root = Path(home) / "adapters"
     chosen = Registry(root, name).get(version)
     base = chosen.manifest["base_model"]
-    model, tokenizer = load_base(base, Path(home) / "models", allow_downloads)
+    model, tokenizer = load_base(base, models_dir or converted_dir(), allow_downloads)
     model = PeftModel.from_pretrained(model, str(chosen.path), adapter_name=name)
     active = [name]
     for domain in domains:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 def distill_settings(
     memory: Memory, steps: int | None = None, epochs: float | None = None
 ) -> DistillSettings:
+    from mem.adapters.base_model import converted_dir
     from mem.adapters.evaluate import EvalOptions
     from mem.adapters.pipeline import DistillSettings
     from mem.adapters.train import LoraOptions
@@ -35,7 +36,7 @@ def distill_settings(
         lora = dataclasses.replace(lora, epochs=epochs, max_steps=0)
     return DistillSettings(
         base_model=memory.config.distill.base_model or "smollm2",
-        models_dir=memory.home / "models",
+        models_dir=converted_dir(),
         lora=lora,
         eval=EvalOptions(
             max_seq_len=c.max_seq_len,
@@ -107,12 +108,12 @@ def registry(memory: Memory, name: str | None = None) -> Registry:
 def export_adapter(
     memory: Memory, version: str, fmt: str, out: Path, name: str | None = None
 ) -> Exported:
-    from mem.adapters.base_model import load_base, load_tokenizer, model_path
+    from mem.adapters.base_model import converted_dir, load_base, load_tokenizer, model_path
     from mem.adapters.export import export
 
     chosen = registry(memory, name).get(version)
     base = chosen.manifest["base_model"]
-    models_dir = memory.home / "models"
+    models_dir = converted_dir()
     allow = memory.config.models.allow_downloads
     base_dir = model_path(base, models_dir, allow)
     model, tokenizer = None, None

@@ -22,6 +22,7 @@ from mem.distill import minhash
 from mem.distill.records import Example, Item, ItemScore, SourceItem
 from mem.distill.selection import Selection, SelectionSettings, rejection, select
 from mem.memory.records import Source
+from mem.models import models_dir
 
 if TYPE_CHECKING:
     from mem.distill.dataset import BuiltDataset
@@ -377,7 +378,7 @@ def build(
             )
         items = source_items(memory, selection)
         generator = make_generator(d.teacher, lambda: llm_teacher(memory))
-        counter = load_token_counter(d.base_model, memory.home / "models" / "tokenizers")
+        counter = load_token_counter(d.base_model, models_dir() / "tokenizers")
         scored_through = max((r["run_id"] or 0 for r in fresh_rows + older_rows), default=0)
         bar = None
         if progress:

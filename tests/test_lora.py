@@ -79,8 +79,9 @@ def write_dataset(
 
 @pytest.fixture(scope="module")
 def models_dir(request) -> Path:
-    """Shared across test runs: the fp32 copy of the packaged GGUF (written once)."""
-    return Path(request.config.cache.mkdir("mem-models"))
+    """Shared across test runs: the fp32 copy of the packaged GGUF (written once), laid out
+    as the per-user models folder is ($MEM_MODELS_DIR/transformers)."""
+    return Path(request.config.cache.mkdir("mem-models")) / "transformers"
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +213,6 @@ def distilled(base, models_dir, facts_dataset, tmp_path_factory):
     from mem.adapters.pipeline import DistillSettings, run_distill
 
     home = tmp_path_factory.mktemp("home")
-    (home / "models").symlink_to(models_dir, target_is_directory=True)
     settings = DistillSettings(
         "smollm2", models_dir, LoraOptions(**{**FAST.__dict__, "max_steps": 6}),
         EvalOptions(max_seq_len=96, max_new_tokens=12, max_questions=3),
@@ -296,13 +296,13 @@ def test_exports_load_back(distilled, base, tmp_path):
     assert math.isfinite(first.metrics["adapter"]["perplexity"])
 
 
-def test_load_for_inference_with_core_and_domain_adapter(distilled):
+def test_load_for_inference_with_core_and_domain_adapter(distilled, models_dir):
     from mem.adapters.pipeline import load_for_inference
 
     home, _, second = distilled
     sport = Registry(home / "adapters", "sport")
     sport.use(sport.add(second.train.adapter_dir, {"base_model": "smollm2"}).version)
-    model, tokenizer = load_for_inference(home, domains=("sport",))
+    model, tokenizer = load_for_inference(home, domains=("sport",), models_dir=models_dir)
     assert model.mem_adapter == "core-self/v0001, sport/v0001"
     assert set(model.base_model.active_adapters) == {"core-self", "sport"}
     ids = tokenizer("Кто такой Степан?", return_tensors="pt")["input_ids"]
@@ -370,7 +370,7 @@ def test_an_adapter_that_forgets_general_knowledge_is_not_promoted(base, models_
 def test_cli_distill_trains_registers_and_reports(models_dir, facts_dataset, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    (home / "models").symlink_to(models_dir, target_is_directory=True)
+    env = {"MEM_MODELS_DIR": str(models_dir.parent)}  # the fp32 copy the other tests use
     from mem.memory.config import DEFAULT_CONFIG
 
     config = DEFAULT_CONFIG.replace("r = 16\n", "r = 4\n").replace(
@@ -381,7 +381,7 @@ def test_cli_distill_trains_registers_and_reports(models_dir, facts_dataset, tmp
     config = config.replace("eval_max_new_tokens = 48", "eval_max_new_tokens = 6")
     (home / "config.toml").write_text(config, encoding="utf-8")
     args = ["--home", str(home), "distill", "--dataset", str(facts_dataset), "--steps", "2"]
-    out = CliRunner().invoke(cli, [*args, "--json", "-q"])
+    out = CliRunner().invoke(cli, [*args, "--json", "-q"], env=env)
     assert out.exit_code in (0, 1), out.output
     result = json.loads(out.stdout)
     assert result["adapter"] == "core-self/v0001" and result["train"]["steps"] == 2
