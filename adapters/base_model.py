@@ -127,11 +127,13 @@ def load_base(
     models_dir: Path,
     allow_downloads: bool = False,
     quantize_4bit: bool = False,
+    dtype: str = "float32",
 ):
     """(model, tokenizer) for training or inference.
 
-    CPU: fp32. quantize_4bit (CUDA only): the QLoRA recipe — NF4 weights with double
-    quantization, bf16 compute — through bitsandbytes.
+    CPU: `dtype` ("float32", or "bfloat16" where the CPU has native bf16). quantize_4bit
+    (CUDA only): the QLoRA recipe — NF4 weights with double quantization, bf16 compute —
+    through bitsandbytes.
     """
     from transformers import AutoModelForCausalLM
 
@@ -153,5 +155,5 @@ def load_base(
     else:
         import torch
 
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
     return model, tokenizer

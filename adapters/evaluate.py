@@ -10,6 +10,7 @@ question), "base+rag" and "<adapter>+rag" for the adapters named in `rag_arms`.
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -34,9 +35,14 @@ class EvalOptions:
 # -- answer scoring (Russian-aware) --------------------------------------------------------
 
 
+# "[2]", "[1, 3]": a citation says where the answer is, it is not part of the answer.
+_CITATION = re.compile(r"\[\d+(?:\s*[,;]\s*\d+)*\]")
+
+
 def normalize(text: str) -> str:
-    """Lowercase, ё→е, punctuation and symbols to spaces, whitespace collapsed."""
-    text = unicodedata.normalize("NFKC", text).lower().replace("ё", "е")
+    """Citations dropped, lowercase, ё→е, punctuation and symbols to spaces, whitespace
+    collapsed."""
+    text = _CITATION.sub(" ", unicodedata.normalize("NFKC", text)).lower().replace("ё", "е")
     text = "".join(" " if unicodedata.category(c)[0] in "PS" else c for c in text)
     return " ".join(text.split())
 

@@ -28,7 +28,14 @@ from mem.adapters.evaluate import (
     forgets,
 )
 from mem.adapters.registry import CORE, Registry, RegistryError
-from mem.adapters.train import LoraOptions, TrainResult, plot_training, train_lora, use_qlora
+from mem.adapters.train import (
+    LoraOptions,
+    TrainResult,
+    cpu_dtype,
+    plot_training,
+    train_lora,
+    use_qlora,
+)
 from mem.corpus.files import write_atomic
 from mem.corpus.store import utc_now
 
@@ -148,7 +155,11 @@ def run_distill(
     try:
         quantize = use_qlora(settings.lora)
         model, tokenizer = loaded or load_base(
-            settings.base_model, settings.models_dir, settings.allow_downloads, quantize
+            settings.base_model,
+            settings.models_dir,
+            settings.allow_downloads,
+            quantize,
+            dtype=cpu_dtype(settings.lora),
         )
         trained = train_lora(
             model, tokenizer, train, settings.lora, run_dir, resume, on_step, progress
