@@ -26,6 +26,7 @@ def distill_settings(
     from mem.adapters.evaluate import EvalOptions
     from mem.adapters.pipeline import DistillSettings
     from mem.adapters.train import LoraOptions
+    from mem.memory.config import DistillConfig
 
     c = memory.config.lora
     known = {f.name for f in dataclasses.fields(LoraOptions)}
@@ -35,7 +36,7 @@ def distill_settings(
     if epochs is not None:
         lora = dataclasses.replace(lora, epochs=epochs, max_steps=0)
     return DistillSettings(
-        base_model=memory.config.distill.base_model or "smollm2",
+        base_model=memory.config.distill.base_model or DistillConfig.base_model,
         models_dir=converted_dir(),
         lora=lora,
         eval=EvalOptions(

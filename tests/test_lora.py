@@ -413,6 +413,7 @@ def test_cli_distill_trains_registers_and_reports(models_dir, facts_dataset, tmp
     )
     config = config.replace('primary_metric = "token_f1"', 'primary_metric = "val_loss"')
     config = config.replace('cpu_dtype = "auto"', 'cpu_dtype = "float32"')
+    config = config.replace('base_model = "qwen2.5-0.5b"', 'base_model = "smollm2"')
     config = config.replace("eval_questions = 100", "eval_questions = 2")
     config = config.replace("eval_max_new_tokens = 48", "eval_max_new_tokens = 6")
     (home / "config.toml").write_text(config, encoding="utf-8")
