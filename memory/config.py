@@ -113,7 +113,7 @@ teacher = "offline"
 # local model folder / .gguf file, or a hub id with [models] allow_downloads; "" = estimate
 # 1.5 tokens per word, as the manifest then says.
 base_model = "qwen2.5-0.5b"
-max_tokens = 1024
+max_tokens = 1280
 # Reader examples (RAFT-style): each training question with `reader_sources` chunks that
 # retrieval finds for it, in the very prompt `mem ask` sends, answered with the right [n];
 # a `reader_negative_share` of them get only the distractors and answer "not in memory".
@@ -139,9 +139,11 @@ dropout = 0.05
 learning_rate = 0.0002
 epochs = 3.0
 max_steps = 0
-batch_size = 4
-grad_accum = 1
-max_seq_len = 512
+# 2 x 2: the step of 4 examples, with half the activations in memory at once.
+batch_size = 2
+grad_accum = 2
+# Room for a reader example: the system prompt, three retrieved chunks and the answer.
+max_seq_len = 1280
 warmup_ratio = 0.05
 save_every = 50
 seed = 0
@@ -249,7 +251,7 @@ class DistillConfig:
     replay_share: float = 0.15
     teacher: str = "offline"
     base_model: str = "qwen2.5-0.5b"
-    max_tokens: int = 1024
+    max_tokens: int = 1280
     reader_examples: bool = False
     reader_sources: int = 3
     reader_negative_share: float = 0.2
@@ -267,9 +269,9 @@ class LoraConfig:
     learning_rate: float = 0.0002
     epochs: float = 3.0
     max_steps: int = 0
-    batch_size: int = 4
-    grad_accum: int = 1
-    max_seq_len: int = 512
+    batch_size: int = 2
+    grad_accum: int = 2
+    max_seq_len: int = 1280
     warmup_ratio: float = 0.05
     save_every: int = 50
     seed: int = 0

@@ -409,7 +409,7 @@ def test_cli_distill_trains_registers_and_reports(models_dir, facts_dataset, tmp
     from mem.memory.config import DEFAULT_CONFIG
 
     config = DEFAULT_CONFIG.replace("r = 16\n", "r = 4\n").replace(
-        "max_seq_len = 512", "max_seq_len = 96"
+        "max_seq_len = 1280", "max_seq_len = 96"
     )
     config = config.replace('primary_metric = "token_f1"', 'primary_metric = "val_loss"')
     config = config.replace('cpu_dtype = "auto"', 'cpu_dtype = "float32"')
