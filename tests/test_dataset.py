@@ -80,7 +80,7 @@ def test_dataset_folder_for_the_lora_stage(built: dict) -> None:
     assert rows and all(set(r) == {"messages", "source", "kind"} for r in rows)
     assert {r["kind"] for r in rows} >= {"qa", "paraphrase", "summary", "chat"}
     assert all(r["source"] in built["groups"] for r in rows)  # every example names its chunk
-    assert manifest["settings"]["max_tokens"] == 1024 and manifest["generator"] == "offline"
+    assert manifest["settings"]["max_tokens"] == 1280 and manifest["generator"] == "offline"
     assert manifest["tokenizer"].startswith("estimate") and not manifest["tokens_exact"]
     assert manifest["counts"]["train"] == len(rows)
 
