@@ -38,6 +38,11 @@ lexical_weight = 0.4
 # usually targets one sentence, and it keeps short chat turns from winning on length alone.
 sentence_vectors = true
 sentence_share = 0.5
+# Sentence vectors only for chunks of at least this many words (0 = every chunk).
+sentence_min_words = 0
+# "encode": each chunk's vector is its own encoder pass. "pooled": the mean of its
+# sentences' vectors, so one pass over the text gives both (see benchmarks/ingest_speed.py).
+chunk_vectors = "encode"
 # Added to the similarity of a passage in the other language than the question (Russian
 # notes, English question): multilingual embedders score their own language higher, and
 # without it English chats bury the Russian note that answers. 0.05 suits the default
@@ -167,6 +172,9 @@ allow_downloads = false
 """
 
 
+CHUNK_VECTORS = ("encode", "pooled")
+
+
 class ConfigError(Exception):
     """config.toml is malformed or names an unknown setting."""
 
@@ -194,6 +202,8 @@ class RetrievalConfig:
     lexical_weight: float = 0.4
     sentence_vectors: bool = True
     sentence_share: float = 0.5
+    sentence_min_words: int = 0
+    chunk_vectors: str = "encode"
     cross_language_offset: float = 0.05
     rerank_model: str = ""
     rerank_top: int = 20
@@ -331,6 +341,11 @@ def parse_config(text: str) -> Config:
         if not isinstance(section, dict):
             raise ConfigError(f"[{name}] must be a table")
         kwargs[name] = _section(type(f.default_factory()), name, dict(section))
+    if kwargs["retrieval"].chunk_vectors not in CHUNK_VECTORS:
+        raise ConfigError(
+            f"[retrieval] chunk_vectors should be one of {', '.join(CHUNK_VECTORS)}, "
+            f"not {kwargs['retrieval'].chunk_vectors!r}"
+        )
     return Config(**kwargs)
 
 
