@@ -36,12 +36,16 @@ candidates = 50
 lexical_weight = 0.4
 # Also index every sentence of a chunk (about twice the embedding work at ingest): a question
 # usually targets one sentence, and it keeps short chat turns from winning on length alone.
+# Measured (benchmarks/retrieval_xquad.py --compare-sentences, retrieval_chats.py): without
+# them ingest is ~1.7x faster but hybrid R@1 drops on every XQuAD row (cross-lingual 0.90 ->
+# 0.85) and on chat turns (0.89 -> 0.56), so they stay on.
 sentence_vectors = true
 sentence_share = 0.5
 # Sentence vectors only for chunks of at least this many words (0 = every chunk).
 sentence_min_words = 0
 # "encode": each chunk's vector is its own encoder pass. "pooled": the mean of its
-# sentences' vectors, so one pass over the text gives both (see benchmarks/ingest_speed.py).
+# sentences' vectors, so one pass over the text gives both; measured worse (XQuAD ru dense
+# R@1 0.93 -> 0.88 with sentence vectors, benchmarks/pooled_vectors.py), so off by default.
 chunk_vectors = "encode"
 # Added to the similarity of a passage in the other language than the question (Russian
 # notes, English question): multilingual embedders score their own language higher, and
