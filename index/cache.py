@@ -18,6 +18,7 @@ def text_key(text: str) -> bytes:
 class EmbeddingCache:
     def __init__(self, path: Path, model: str) -> None:
         self.model = model
+        self.encoded = 0  # texts this cache had the model encode (the rest were found)
         self._conn = connect(path)
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS vectors (model TEXT, key BLOB, vector BLOB, "
@@ -39,8 +40,14 @@ class EmbeddingCache:
                 (self.model, *part),
             )
             found.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in rows)
-        missing = [i for i, k in enumerate(keys) if k not in found]
+        # Each distinct text once, even when a batch repeats it (a quoted line, a stock reply).
+        first: dict[bytes, int] = {}
+        for i, k in enumerate(keys):
+            if k not in found:
+                first.setdefault(k, i)
+        missing = list(first.values())
         if missing:
+            self.encoded += len(missing)
             fresh = compute([texts[i] for i in missing])
             with self._conn:
                 self._conn.executemany(

@@ -35,13 +35,29 @@ def split_sentences(text: str) -> list[str]:
     return corpus_sentences(text, SENTENCE_MIN_WORDS)
 
 
-def chunk_sentences(chunk: Chunk) -> list[tuple[str, str]]:
+def chunk_sentences(chunk: Chunk, min_chunk_words: int = 0) -> list[tuple[str, str]]:
     """(sentence id, sentence) for each sentence vector of a chunk; none when it has fewer
-    than two sentences, since the chunk's own vector already is that sentence's."""
+    than two sentences, since the chunk's own vector already is that sentence's, or fewer
+    than `min_chunk_words` words (see IndexSettings.sentence_min_words)."""
+    if min_chunk_words and len(chunk.text.split()) < min_chunk_words:
+        return []
     sentences = split_sentences(chunk.text)
     if len(sentences) < 2:
         return []
     return [(f"{chunk.chunk_id}:{n}", sentence) for n, sentence in enumerate(sentences)]
+
+
+def pooling_pieces(chunk: Chunk) -> list[str]:
+    """What a pooled chunk vector is made of: its context line and every sentence (short ones
+    too, so that no text is left out of the mean). A one-sentence chunk is its own piece."""
+    context = chunk.meta.get("context", "")
+    return ([context] if context else []) + (corpus_sentences(chunk.text) or [chunk.text])
+
+
+def pool(vectors: np.ndarray, weights: Sequence[float]) -> np.ndarray:
+    """The weighted mean of unit vectors, normalised again (mean pooling over pieces)."""
+    mean = np.asarray(weights, dtype=np.float32) @ vectors
+    return mean / max(float(np.linalg.norm(mean)), 1e-12)
 
 
 @dataclass(frozen=True)
@@ -58,6 +74,11 @@ class IndexSettings:
     # length alone. Costs about twice the embedding time at ingest.
     sentence_vectors: bool = True
     sentence_share: float = 0.5
+    # Sentence vectors only for chunks of at least this many words (0: every chunk).
+    sentence_min_words: int = 0
+    # "encode": a chunk's vector is its own forward pass. "pooled": the word-weighted mean of
+    # its sentences' vectors, so one pass over the text gives both kinds.
+    chunk_vectors: str = "encode"
     cross_language_offset: float = 0.05
     rerank_model: str = ""
     rerank_top: int = 20
@@ -121,10 +142,24 @@ class Index:
         languages = [detect_language(c.text) for c in chunks]
         ids = [c.chunk_id for c in chunks]
         sentence_rows = self._sentence_rows(chunks, languages)
-        all_vectors = self.embed(texts + [text for _, text, _ in sentence_rows])
+        sentence_texts = [text for _, text, _ in sentence_rows]
+        pooled = self.settings.chunk_vectors == "pooled" and vectors is None
+        pieces = [pooling_pieces(c) for c in chunks] if pooled else []
+        wanted = [p for ps in pieces for p in ps] if pooled else texts
+        # One call: the cache encodes each distinct text once, and the encoder gets one
+        # long batch (it packs texts back to back, so their lengths cost no padding).
+        embedded = self.embed(wanted + sentence_texts)
         checkpoint("index:embedded")
-        if vectors is None:
-            vectors = all_vectors[: len(texts)]
+        sentence_vectors = embedded[len(wanted) :]
+        if pooled:
+            row = 0
+            rows = []
+            for ps in pieces:
+                rows.append(pool(embedded[row : row + len(ps)], [len(p.split()) for p in ps]))
+                row += len(ps)
+            vectors = np.stack(rows)
+        elif vectors is None:
+            vectors = embedded[: len(texts)]
         if self.sentences is not None:
             # Sentences first: a chunk counts as indexed once its own vector is in, and by
             # then its sentences are too, so a crash in between is repaired by reconcile.
@@ -138,7 +173,7 @@ class Index:
             checkpoint("index:sentences-deleted")
             self.sentences.add(
                 [sid for sid, _, _ in sentence_rows],
-                all_vectors[len(texts) :],
+                sentence_vectors,
                 [meta for _, _, meta in sentence_rows],
             )
             checkpoint("index:sentences-added")
@@ -161,7 +196,7 @@ class Index:
             return []
         rows = []
         for chunk, language in zip(chunks, languages, strict=True):
-            for sentence_id, sentence in chunk_sentences(chunk):
+            for sentence_id, sentence in chunk_sentences(chunk, self.settings.sentence_min_words):
                 meta = {"chunk_id": chunk.chunk_id, "language": language}
                 rows.append((sentence_id, sentence, meta))
         return rows
@@ -170,7 +205,8 @@ class Index:
         """The sentence ids the sentence collection should hold for these chunks."""
         if self.sentences is None:
             return set()
-        return {sentence_id for chunk in chunks for sentence_id, _ in chunk_sentences(chunk)}
+        least = self.settings.sentence_min_words
+        return {sid for chunk in chunks for sid, _ in chunk_sentences(chunk, least)}
 
     def delete(self, ids: Iterable[str]) -> None:
         ids = list(ids)
@@ -192,6 +228,7 @@ class Index:
         fetch: Callable[[list[str]], list[Chunk]],
         on_batch: Callable[[int], None] | None = None,
         batch: int = 256,
+        on_start: Callable[[int], None] | None = None,
     ) -> ReconcileReport:
         """Make both indexes hold exactly the corpus's chunks: add what is missing, drop extras."""
         report = ReconcileReport()
@@ -202,6 +239,8 @@ class Index:
         self.delete(sorted(extra))
         report.removed = len(extra)
         missing = sorted(corpus_ids - (vector_ids & lexical_ids))
+        if on_start:
+            on_start(len(missing))
         for start in range(0, len(missing), batch):
             chunks = fetch(missing[start : start + batch])
             self.add(chunks)

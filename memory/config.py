@@ -36,8 +36,17 @@ candidates = 50
 lexical_weight = 0.4
 # Also index every sentence of a chunk (about twice the embedding work at ingest): a question
 # usually targets one sentence, and it keeps short chat turns from winning on length alone.
+# Measured (benchmarks/retrieval_xquad.py --compare-sentences, retrieval_chats.py): without
+# them ingest is ~1.7x faster but hybrid R@1 drops on every XQuAD row (cross-lingual 0.90 ->
+# 0.85) and on chat turns (0.89 -> 0.56), so they stay on.
 sentence_vectors = true
 sentence_share = 0.5
+# Sentence vectors only for chunks of at least this many words (0 = every chunk).
+sentence_min_words = 0
+# "encode": each chunk's vector is its own encoder pass. "pooled": the mean of its
+# sentences' vectors, so one pass over the text gives both; measured worse (XQuAD ru dense
+# R@1 0.93 -> 0.88 with sentence vectors, benchmarks/pooled_vectors.py), so off by default.
+chunk_vectors = "encode"
 # Added to the similarity of a passage in the other language than the question (Russian
 # notes, English question): multilingual embedders score their own language higher, and
 # without it English chats bury the Russian note that answers. 0.05 suits the default
@@ -174,6 +183,9 @@ allow_downloads = false
 """
 
 
+CHUNK_VECTORS = ("encode", "pooled")
+
+
 class ConfigError(Exception):
     """config.toml is malformed or names an unknown setting."""
 
@@ -201,6 +213,8 @@ class RetrievalConfig:
     lexical_weight: float = 0.4
     sentence_vectors: bool = True
     sentence_share: float = 0.5
+    sentence_min_words: int = 0
+    chunk_vectors: str = "encode"
     cross_language_offset: float = 0.05
     rerank_model: str = ""
     rerank_top: int = 20
@@ -339,6 +353,11 @@ def parse_config(text: str) -> Config:
         if not isinstance(section, dict):
             raise ConfigError(f"[{name}] must be a table")
         kwargs[name] = _section(type(f.default_factory()), name, dict(section))
+    if kwargs["retrieval"].chunk_vectors not in CHUNK_VECTORS:
+        raise ConfigError(
+            f"[retrieval] chunk_vectors should be one of {', '.join(CHUNK_VECTORS)}, "
+            f"not {kwargs['retrieval'].chunk_vectors!r}"
+        )
     return Config(**kwargs)
 
 

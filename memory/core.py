@@ -59,6 +59,8 @@ class Memory:
                 lexical_weight=r.lexical_weight,
                 sentence_vectors=r.sentence_vectors,
                 sentence_share=r.sentence_share,
+                sentence_min_words=r.sentence_min_words,
+                chunk_vectors=r.chunk_vectors,
                 cross_language_offset=r.cross_language_offset,
                 rerank_model=r.rerank_model,
                 rerank_top=r.rerank_top,

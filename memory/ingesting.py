@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mem.corpus import Chunk, Corpus, Document
@@ -25,7 +25,9 @@ from mem.ingest.readers import media_pieces
 from mem.ingest.walk import Found, discover
 from mem.memory.records import IngestReport
 
-# Index writes are batched across files: embedding in larger batches is faster.
+# Index writes are batched across files: embedding in larger batches is faster. A file with
+# more chunks is indexed in batches of this size too, so memory stays bounded by one batch,
+# the embedding cache keeps each batch's vectors if the run is killed, and its progress shows.
 _BATCH_CHUNKS = 64
 
 
@@ -33,6 +35,54 @@ _BATCH_CHUNKS = 64
 class _Pending:
     chunks: list[Chunk]
     stale_ids: list[str]
+    # Per chunk: the share of its file's bytes it stands for, which the overall progress bar
+    # advances by once the chunk is indexed (indexing is where the time goes).
+    weights: list[float] = field(default_factory=list)
+
+
+class _Progress:
+    """Bars on stderr: the whole run by bytes of files (rate and ETA), and one file's chunks
+    while a large file is indexed. tqdm shows nothing when stderr is not a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.overall = None
+
+    def start(self, total_bytes: int) -> None:
+        from tqdm import tqdm
+
+        self.overall = tqdm(
+            total=total_bytes,
+            desc="ingest",
+            unit="B",
+            unit_scale=True,
+            leave=False,
+            disable=None if self.enabled else True,
+        )
+
+    def file(self, name: str, total_chunks: int):
+        from tqdm import tqdm
+
+        return tqdm(
+            total=total_chunks,
+            desc=name[-30:],
+            unit="chunk",
+            leave=False,
+            position=1,
+            disable=None if self.enabled else True,
+        )
+
+    def advance(self, n_bytes: float) -> None:
+        if self.overall is not None:
+            self.overall.update(n_bytes)
+
+    def current(self, name: str) -> None:
+        if self.overall is not None:
+            self.overall.set_postfix_str(name[-30:], refresh=False)
+
+    def close(self) -> None:
+        if self.overall is not None:
+            self.overall.close()
 
 
 def to_chunks(source: str, result: ReadResult) -> list[Chunk]:
@@ -48,6 +98,13 @@ def to_chunks(source: str, result: ReadResult) -> list[Chunk]:
         )
         for piece in result.pieces
     ]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # vanished since the walk: _ingest_one reports it
 
 
 def _one_line(exc: BaseException) -> str:
@@ -82,6 +139,7 @@ class IngestRun:
         self.progress = progress
         self.report = IngestReport(tags=list(self.tags))
         self._pending = _Pending([], [])
+        self._bars = _Progress(progress)
 
     def run(self, paths: Sequence[Path], prune: bool = False) -> IngestReport:
         self.report.repaired = self.repair_index()
@@ -91,28 +149,44 @@ class IngestRun:
         for item in found:
             if not isinstance(item, Found):
                 self.report.failed.append((str(item[0]), item[1]))
-        from tqdm import tqdm
-
-        bar = tqdm(
-            files, desc="ingest", unit="file", disable=None if self.progress else True, leave=False
-        )
+        sizes = [_size(item.path) for item in files]
+        self._bars.start(sum(sizes))
         try:
-            for item in bar:
-                bar.set_postfix_str(item.path.name[-30:], refresh=False)
-                self._ingest_one(item)
+            for item, size in zip(files, sizes, strict=True):
+                self._bars.current(item.path.name)
+                if not self._ingest_one(item, size):
+                    self._bars.advance(size)  # nothing to index: the file is done
         finally:
             # Even when the run stops early (a missing model), what is in the corpus is indexed.
             self._flush()
+            self._bars.close()
         if prune:
             roots = [Path(p).resolve() for p in paths]
             self._prune(roots)
         return self.report
 
     def repair_index(self) -> int:
-        report = self.index.reconcile(self.corpus.chunk_ids(), self.corpus.chunks)
+        bar = None
+
+        def started(missing: int) -> None:
+            nonlocal bar
+            if missing:
+                bar = self._bars.file("repair index", missing)
+
+        try:
+            report = self.index.reconcile(
+                self.corpus.chunk_ids(),
+                self.corpus.chunks,
+                on_batch=lambda n: bar.update(n) if bar is not None else None,
+                on_start=started,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
         return report.added + report.removed
 
-    def _ingest_one(self, item: Found) -> None:
+    def _ingest_one(self, item: Found, size: int) -> bool:
+        """Read and store one file; True when it left chunks to index."""
         path, source = item.path, str(item.path)
         try:
             stat = path.stat()
@@ -120,7 +194,7 @@ class IngestRun:
             if state and state[1] == stat.st_size and state[2] == stat.st_mtime:
                 self.corpus.tag_document(source, self.tags)
                 self.report.unchanged.append(source)
-                return
+                return False
             media = is_media_file(path)
             if not media:
                 self._check_size(path, stat.st_size)
@@ -135,7 +209,7 @@ class IngestRun:
                 self.corpus.touch_document(source, stat.st_mtime)
                 self.corpus.tag_document(source, self.tags)
                 self.report.unchanged.append(source)
-                return
+                return False
             result = (
                 self._read_media(path, content_hash)
                 if media
@@ -145,13 +219,13 @@ class IngestRun:
             # Inside a folder, other files are normal (images, archives); named ones are errors.
             target = self.report.failed if item.explicit else self.report.skipped
             target.append((source, str(exc)))
-            return
+            return False
         except OSError as exc:  # unreadable, vanished since the walk, …
             self.report.failed.append((source, exc.strerror or _one_line(exc)))
-            return
+            return False
         except Exception as exc:
             self.report.failed.append((source, _one_line(exc)))
-            return
+            return False
         chunks = to_chunks(source, result)
         document = Document(
             source=source,
@@ -170,17 +244,30 @@ class IngestRun:
             )
         except Exception as exc:  # rolled back: this file is not stored, the batch goes on
             self.report.failed.append((source, f"cannot store: {_one_line(exc)}"))
-            return
+            return False
         checkpoint("ingest:file-stored")
         for warning in result.warnings:
             self.report.failed.append((source, warning))
         (self.report.updated if state else self.report.added).append(source)
         self.report.chunks_added += len(chunks)
         self.report.chunks_removed += len(stale)
+        if len(chunks) > _BATCH_CHUNKS:
+            self._flush()  # what earlier files left, then this file in batches, with its bar
+            self._pending = _Pending(chunks, stale, [size / len(chunks)] * len(chunks))
+            bar = self._bars.file(path.name, len(chunks))
+            try:
+                self._flush(bar)
+            finally:
+                bar.close()
+            return True
         self._pending.chunks += chunks
         self._pending.stale_ids += stale
+        self._pending.weights += [size / max(1, len(chunks))] * len(chunks)
+        if not chunks:
+            self._bars.advance(size)
         if len(self._pending.chunks) >= _BATCH_CHUNKS:
             self._flush()
+        return True
 
     def _check_size(self, path: Path, size: int) -> None:
         """Refuse an oversized document before reading it (chat exports are exempt)."""
@@ -237,11 +324,16 @@ class IngestRun:
         kind = "video" if path.suffix.lower() in VIDEO_EXTENSIONS else "audio"
         return ReadResult(kind=kind, title=path.name, pieces=pieces)
 
-    def _flush(self) -> None:
+    def _flush(self, file_bar=None) -> None:
         pending, self._pending = self._pending, _Pending([], [])
         self.index.delete(pending.stale_ids)
-        self.index.add(pending.chunks)
-        checkpoint("ingest:flushed")
+        for start in range(0, len(pending.chunks), _BATCH_CHUNKS):
+            batch = pending.chunks[start : start + _BATCH_CHUNKS]
+            self.index.add(batch)
+            checkpoint("ingest:flushed")
+            self._bars.advance(sum(pending.weights[start : start + _BATCH_CHUNKS]))
+            if file_bar is not None:
+                file_bar.update(len(batch))
 
     def _prune(self, roots: list[Path]) -> None:
         gone = []
