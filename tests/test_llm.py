@@ -119,8 +119,11 @@ def test_local_backend_streams_token_by_token() -> None:
         arrivals.append(time.perf_counter() - started)
         pieces.append(piece)
     assert len(pieces) > 3  # streamed token by token, not one blob
-    # The first piece came long before the last: streamed while generating, not after.
-    assert arrivals[0] < arrivals[-1] * 0.5, arrivals
+    # Streamed while generating, not after: the pieces arrive spread out at the model's pace
+    # (milliseconds per token on any CPU), not microseconds apart as from a finished reply.
+    # (Not "first before half of the last": under load the prompt's prefill dominates.)
+    per_piece = (arrivals[-1] - arrivals[0]) / (len(arrivals) - 1)
+    assert per_piece > 0.001, arrivals
     colours = {"red", "blue", "green", "yellow", "orange", "purple", "black", "white", "pink"}
     assert colours & set(re.findall(r"[a-z]+", "".join(pieces).lower()))
     assert colours & set(re.findall(r"[a-z]+", backend.chat(messages, GREEDY).lower()))
