@@ -272,17 +272,18 @@ class Service:
     ) -> Answer:
         """One `mem ask` with the model a client named; the exchange is remembered as
         `mem ask` remembers it. Raises ServiceError, or LLMError when the model fails."""
-        from mem.memory.answering import Answerer, ask
+        from mem.memory.answering import ask
 
         if not question.strip():
             raise ServiceError("there is no user message to answer")
         settings = replace(self.choose(model), max_tokens=max_tokens)
-        with self._writing(), self.memory() as memory:  # the exchange is remembered
-            if not Answerer(memory, settings).enabled:
-                raise ServiceError('[llm] backend is "none": this memory has no answer model')
-            backend = self._backend(settings)
-            with self._generate:
-                return ask(memory, question, k, settings, on_token, backend)
+        backend_name = settings.backend or self.config.llm.backend
+        if backend_name == "none" and not (settings.adapter or settings.domains):
+            raise ServiceError('[llm] backend is "none": this memory has no answer model')
+        backend = self._backend(settings)
+        # Waiting for the model holds no reader; the exchange is remembered (a write).
+        with self._generate, self._writing(), self.memory() as memory:
+            return ask(memory, question, k, settings, on_token, backend)
 
     # -- writing -----------------------------------------------------------------------
 
