@@ -177,6 +177,28 @@ def test_models_lists_the_default_and_the_base_model_and_refuses_others(server: 
         )
 
 
+def test_models_list_registered_adapters_and_a_broken_one_is_a_clear_503(
+    server: str, home: Path
+) -> None:
+    """A domain adapter's registry entry (no weights: only the listing and the error path
+    are under test) becomes a model id; answering with it needs core-self, which is absent."""
+    import openai
+
+    sport = home / "adapters" / "sport"
+    (sport / "v0001").mkdir(parents=True)
+    (sport / "v0001" / "manifest.json").write_text('{"status": "promoted"}', encoding="utf-8")
+    (sport / "current").write_text('{"version": "v0001", "history": []}', encoding="utf-8")
+    try:
+        client = _client(server)
+        assert [m.id for m in client.models.list()] == ["mem", "smollm2", "sport/v0001"]
+        with pytest.raises(openai.InternalServerError, match="no current core-self adapter"):
+            client.chat.completions.create(
+                model="sport/v0001", messages=[{"role": "user", "content": QUESTION}]
+            )
+    finally:
+        shutil.rmtree(home / "adapters")
+
+
 def _fresh_ask(home: Path, question: str, k: int = 3) -> dict:
     """`mem ask --no-llm --json` as a new process: this one's Chroma is as old as its first
     open of the home, and would not see what the server added since."""
