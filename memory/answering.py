@@ -97,10 +97,12 @@ def generate(
 class Answerer:
     """Holds the loaded backend, so a chat loads its model once."""
 
-    def __init__(self, memory: Memory, settings: AskSettings) -> None:
+    def __init__(
+        self, memory: Memory, settings: AskSettings, backend: Backend | None = None
+    ) -> None:
         self.memory = memory
         self.settings = settings
-        self._backend: Backend | None = None
+        self._backend: Backend | None = backend  # already loaded (`mem serve` keeps them)
 
     @property
     def enabled(self) -> bool:
@@ -169,6 +171,7 @@ def ask(
     k: int | None,
     settings: AskSettings,
     on_token: OnToken | None = None,
+    backend: Backend | None = None,
 ) -> Answer:
     """One `mem ask`: sources, an answer (streamed to on_token), the exchange remembered.
 
@@ -178,7 +181,7 @@ def ask(
     from mem.memory.remember import ask_conversation_id
 
     sources = memory.retrieve(question, k)
-    answerer = Answerer(memory, settings)
+    answerer = Answerer(memory, settings, backend)
     if not answerer.enabled:
         return Answer(question=question, answer=None, sources=tuple(sources))
     found = answerer.answer(question, sources, on_token=on_token)

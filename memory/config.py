@@ -178,6 +178,17 @@ eval_rag_sources = 3
 control_set = ""
 max_control_drop = 0.1
 
+[serve]
+# `mem serve`: where it listens. Any address but loopback needs an API key, read from the
+# environment variable named here and sent as "Authorization: Bearer <key>".
+host = "127.0.0.1"
+port = 8765
+api_key_env = "MEM_API_KEY"
+# Folders to watch (`mem serve --watch`, `mem watch`), and how long they must be quiet
+# before what changed is ingested (milliseconds).
+watch = []
+debounce_ms = 1000
+
 [models]
 allow_downloads = false
 """
@@ -303,6 +314,15 @@ class LoraConfig:
 
 
 @dataclass(frozen=True)
+class ServeConfig:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    api_key_env: str = "MEM_API_KEY"
+    watch: list[str] = field(default_factory=list)
+    debounce_ms: int = 1000
+
+
+@dataclass(frozen=True)
 class ModelsConfig:
     allow_downloads: bool = False
 
@@ -319,6 +339,7 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
 
 

