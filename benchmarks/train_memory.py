@@ -126,13 +126,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--seq-len", type=int, default=512)
+    parser.add_argument(
+        "--only", nargs="+", choices=VARIANTS, default=list(VARIANTS), help="Variants to run."
+    )
     parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:  # the child process
         print(json.dumps(run_variant(args.variant, args)))
         return
     rows = []
-    for variant in VARIANTS:
+    for variant in args.only:
         command = [sys.executable, __file__, "--variant", variant, "--base", args.base]
         command += ["--steps", str(args.steps), "--batch-size", str(args.batch_size)]
         command += ["--seq-len", str(args.seq_len)]
@@ -146,8 +149,8 @@ def main() -> None:
         f"\nbase {args.base}, batch {args.batch_size}, {rows[0]['tokens_per_batch']} tokens/batch"
     )
     print(
-        "| variant | peak RSS MB | base loaded MB | step s | RSS / plain | step / plain "
-        "| first-step loss |"
+        f"| variant | peak RSS MB | base loaded MB | step s | RSS / {rows[0]['variant']} "
+        "| step / it | first-step loss |"
     )
     print("|---|---|---|---|---|---|---|")
     for r in rows:
