@@ -90,3 +90,14 @@ def add_distractors(memory, windows: list[tuple[str, str]], source: str = "hayst
     for start in range(0, len(chunks), 512):
         memory.index.add(chunks[start : start + 512])
     return len(chunks)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM) in MB; NaN where /proc is not there."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import OUT, need_shared, write_paragraphs, xquad
+from common import OUT, need_shared, peak_rss_mb, write_paragraphs, xquad
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -58,13 +58,6 @@ def configure(home: Path, args: argparse.Namespace) -> None:
         assert n == 1, key
     home.mkdir(parents=True, exist_ok=True)
     (home / "config.toml").write_text(config, encoding="utf-8")
-
-
-def _peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _distill_defaults() -> dict:
@@ -128,7 +121,7 @@ def main() -> None:
         started = time.perf_counter()
         result = memory.distill("new", progress=True)
         timings["distill_s"] = time.perf_counter() - started
-        distill_peak_mb = _peak_rss_mb()  # ingest + dataset + training, before evaluation
+        distill_peak_mb = peak_rss_mb()  # ingest + dataset + training, before evaluation
         version = Registry(home / "adapters").get(result.version)
         dataset = version.manifest["dataset"]
         print(
@@ -180,7 +173,7 @@ def main() -> None:
         "timings": {k: round(v, 1) for k, v in timings.items()},
         "peak_rss_mb": {
             "distill": round(distill_peak_mb),
-            "with_evaluation": round(_peak_rss_mb()),
+            "with_evaluation": round(peak_rss_mb()),
         },
     }
     OUT.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import peak_rss_mb
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 VARIANTS = ("plain", "chunked", "chunked+checkpointing", "chunked+checkpointing+bf16")
 
@@ -61,13 +64,6 @@ def examples(n: int):
             )
         )
     return out
-
-
-def peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def run_variant(variant: str, args: argparse.Namespace) -> dict:
