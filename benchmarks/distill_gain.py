@@ -96,6 +96,7 @@ def main() -> None:
     from mem.adapters.data import HeldoutQuestion
     from mem.adapters.evaluate import EvalOptions, evaluate_adapters
     from mem.adapters.registry import Registry
+    from mem.adapters.train import LoraOptions, cpu_dtype
     from mem.memory import Memory
     from mem.memory.adapting import rag_messages
 
@@ -132,7 +133,9 @@ def main() -> None:
         )
 
         started = time.perf_counter()
-        model, tokenizer = load_base(args.base, converted_dir())
+        # The same dtype training used (bf16 where the CPU has it): generation is the slow part.
+        eval_dtype = cpu_dtype(LoraOptions())
+        model, tokenizer = load_base(args.base, converted_dir(), dtype=eval_dtype)
         options = EvalOptions(max_seq_len=512, max_new_tokens=32, max_questions=len(questions))
         metrics = evaluate_adapters(
             model,
@@ -167,6 +170,7 @@ def main() -> None:
         "dataset": dataset,
         "counts": version.manifest["counts"],
         "training": result.train.to_json(),
+        "eval_dtype": eval_dtype,
         "internal_eval": result.metrics,
         "xquad": metrics,
         "goals": goals,
