@@ -17,7 +17,7 @@ from mem.index.embedders import Embedder, load_embedder
 from mem.index.hybrid import Hit, fuse
 from mem.index.language import detect_language
 from mem.index.lexical import LexicalIndex
-from mem.index.vectors import VectorStore
+from mem.index.vectors import ChromaServer, VectorStore
 
 # Where an index lives in a memory home, relative to it (doctor and backup use these too).
 INDEX_DIR = "index"
@@ -82,7 +82,29 @@ class IndexSettings:
     cross_language_offset: float = 0.05
     rerank_model: str = ""
     rerank_top: int = 20
+    # A `chroma run` server instead of the embedded store in <home>/chroma (see config.py).
     chroma_url: str = ""
+    chroma_token: str = field(default="", repr=False)
+    chroma_token_env: str = ""
+    collection_prefix: str = ""
+
+    def chroma_server(self) -> ChromaServer | None:
+        if not self.chroma_url:
+            return None
+        return ChromaServer(
+            self.chroma_url, self.chroma_token, self.chroma_token_env, self.collection_prefix
+        )
+
+
+def open_vector_stores(home: Path, settings: IndexSettings) -> dict[str, VectorStore]:
+    """The vector stores an index of these settings uses, by kind ("sentences", "chunks"),
+    on the server when settings name one, else embedded in <home>/chroma."""
+    server = settings.chroma_server()
+    kinds = ("sentences", "chunks") if settings.sentence_vectors else ("chunks",)
+    return {
+        kind: VectorStore(home / CHROMA_DIR, settings.model, kind=kind, server=server)
+        for kind in kinds
+    }
 
 
 @dataclass
@@ -103,13 +125,9 @@ class Index:
         self.settings = settings
         (home / INDEX_DIR).mkdir(parents=True, exist_ok=True)
         self._home = home
-        chroma = home / CHROMA_DIR
-        self.vectors = VectorStore(chroma, settings.model, settings.chroma_url)
-        self.sentences = (
-            VectorStore(chroma, settings.model, settings.chroma_url, kind="sentences")
-            if settings.sentence_vectors
-            else None
-        )
+        stores = open_vector_stores(home, settings)
+        self.vectors = stores["chunks"]
+        self.sentences = stores.get("sentences")
         self.lexical = LexicalIndex(home / LEXICAL_DB)
         self._cache = EmbeddingCache(home / EMBEDDING_CACHE_DB, settings.model)
         self._embedder: Embedder | None = None

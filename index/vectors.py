@@ -12,10 +12,13 @@ language is searched in 3-5 ms.
 from __future__ import annotations
 
 import fcntl
+import functools
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -23,13 +26,147 @@ from mem.index.language import LANGUAGES
 
 # Chroma rejects very large add() calls; stay well under its max batch size.
 _ADD_BATCH = 1000
+# A server that does not answer the first request within this is treated as down.
+_PROBE_TIMEOUT_S = 10.0
+# Chroma's collection names: letters, digits, "._-", starting with a letter or digit.
+_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 
-def collection_name(model: str, kind: str = "chunks", language: str = "") -> str:
+class IndexUnavailable(Exception):
+    """The vector index cannot be used: a Chroma server that is down, refuses the token or
+    is misconfigured. The message is one line that names the server and what to do."""
+
+
+@dataclass(frozen=True)
+class ChromaServer:
+    """Where a `chroma run` server is and how this home talks to it."""
+
+    url: str
+    token: str = field(default="", repr=False)
+    token_env: str = ""  # the variable the token came from, named in error messages
+    prefix: str = ""  # put before every collection name (one memory home's namespace)
+
+    def address(self) -> tuple[str, int, bool]:
+        """(host, port, ssl) of the URL; raises IndexUnavailable for one Chroma cannot use."""
+        parts = urlsplit(self.url if "://" in self.url else f"http://{self.url}")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise IndexUnavailable(
+                f"[index] chroma_url = {self.url!r} is not an http(s)://host:port address"
+            )
+        if parts.path.strip("/"):
+            raise IndexUnavailable(
+                f"[index] chroma_url = {self.url!r}: Chroma's client takes host and port only, "
+                "not a path"
+            )
+        ssl = parts.scheme == "https"
+        return parts.hostname, parts.port or (443 if ssl else 8000), ssl
+
+    def down(self, reason: str) -> IndexUnavailable:
+        host, port, _ = self.address()
+        return IndexUnavailable(
+            f"the Chroma server at {self.url} is not reachable ({reason}): start it "
+            f"(chroma run --path DIR --host {host} --port {port}) or correct [index] chroma_url "
+            "in config.toml; the corpus keeps what was ingested, the next run indexes it"
+        )
+
+    def refused(self, status: int | str) -> IndexUnavailable:
+        env = self.token_env or "the variable [index] chroma_token_env names"
+        sent = f"the token in ${env}" if self.token else f"no token (${env} is not set)"
+        return IndexUnavailable(
+            f"the Chroma server at {self.url} refused {sent} (HTTP {status}): set ${env} to a "
+            "token the server accepts"
+        )
+
+
+def collection_name(model: str, kind: str = "chunks", language: str = "", prefix: str = "") -> str:
     """One collection per embedding model (a model change never mixes vector spaces) and
-    passage language; without a language, the single collection homes had before."""
+    passage language; without a language, the single collection homes had before. On a
+    server, the home's prefix keeps two homes' collections apart."""
     slug = re.sub(r"[^A-Za-z0-9_-]+", "-", model).strip("-_")[-40:] or "default"
-    return f"{kind}-{slug}" + (f"-{language}" if language else "")
+    name = f"{kind}-{slug}" + (f"-{language}" if language else "")
+    return f"{prefix}-{name}" if prefix else name
+
+
+def _unavailable(server: ChromaServer, exc: Exception) -> IndexUnavailable | None:
+    """The IndexUnavailable an error from Chroma's HTTP client stands for, if it is one."""
+    import httpx
+    from chromadb.errors import AuthorizationError, ChromaAuthError
+
+    if isinstance(exc, IndexUnavailable):
+        return exc
+    if isinstance(exc, httpx.TransportError):
+        return server.down(type(exc).__name__)
+    if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code in (401, 403):
+        return server.refused(exc.response.status_code)
+    if isinstance(exc, ChromaAuthError):
+        return server.refused(401)
+    if isinstance(exc, AuthorizationError):
+        return server.refused(403)
+    if "Could not connect to a Chroma server" in str(exc):
+        return server.down("connection refused")
+    return None
+
+
+def _on_server(method):
+    """A VectorStore method whose server errors become one IndexUnavailable."""
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        if self.server is None:
+            return method(self, *args, **kwargs)
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            found = _unavailable(self.server, exc)
+            if found is None or found is exc:
+                raise
+            raise found from exc
+
+    return guarded
+
+
+def connect(server: ChromaServer):
+    """A chromadb HttpClient for the server, after one request that tells a server that is
+    down or refuses the token apart from one that works (Chroma's own client reports both as
+    a bare ValueError, or not at all until the first write)."""
+    import chromadb
+    import httpx
+    from chromadb.config import Settings
+
+    host, port, ssl = server.address()
+    base = f"{'https' if ssl else 'http'}://{host}:{port}"
+    headers = {"Authorization": f"Bearer {server.token}"} if server.token else {}
+    try:
+        probe = httpx.get(f"{base}/api/v2/auth/identity", headers=headers, timeout=_PROBE_TIMEOUT_S)
+    except httpx.HTTPError as exc:
+        raise server.down(str(exc) or type(exc).__name__) from exc
+    if probe.status_code in (401, 403):
+        raise server.refused(probe.status_code)
+    if probe.status_code >= 400:
+        raise IndexUnavailable(
+            f"{server.url} answered HTTP {probe.status_code} to Chroma's identity request: is "
+            "[index] chroma_url a Chroma 1.x server?"
+        )
+    auth = {}
+    if server.token:
+        # Chroma's token auth sends "Authorization: Bearer <token>", as the probe did.
+        auth = {
+            "chroma_client_auth_provider": "chromadb.auth.token_authn.TokenAuthClientProvider",
+            "chroma_client_auth_credentials": server.token,
+        }
+    try:
+        settings = Settings(anonymized_telemetry=False, **auth)
+        return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=settings)
+    except ValueError as exc:
+        found = _unavailable(server, exc)
+        if found is not None:
+            raise found from exc
+        if server.token and "Invalid token" in str(exc):
+            raise IndexUnavailable(
+                f"the token in ${server.token_env} has characters Chroma does not accept "
+                "(ASCII letters, digits and punctuation only)"
+            ) from exc
+        raise
 
 
 def _not_on_disk_yet(exc: Exception) -> bool:
@@ -68,17 +205,34 @@ class VectorStore:
     """Vectors with metadata; each entry goes to its metadata's language's collection."""
 
     def __init__(
-        self, chroma_dir: Path, model: str, chroma_url: str = "", kind: str = "chunks"
+        self,
+        chroma_dir: Path,
+        model: str,
+        kind: str = "chunks",
+        server: ChromaServer | None = None,
     ) -> None:
         import chromadb
         from chromadb.config import Settings
 
-        settings = Settings(anonymized_telemetry=False)
-        if chroma_url:
-            host, _, port = chroma_url.removeprefix("http://").rstrip("/").partition(":")
-            self._client = chromadb.HttpClient(host=host, port=int(port or 8000), settings=settings)
-            self._open_collections(model, kind)
+        self.server = server
+        self.kind = kind
+        if server is not None:
+            # Nothing is written in the home: the server holds the vectors.
+            if server.prefix and not _PREFIX.fullmatch(server.prefix):
+                raise IndexUnavailable(
+                    f"[index] collection_prefix = {server.prefix!r}: use at most 63 letters, "
+                    "digits, '.', '_' or '-', starting with a letter or digit"
+                )
+            self._client = connect(server)
+            try:
+                self._open_collections(model, kind, server.prefix)
+            except Exception as exc:
+                found = _unavailable(server, exc)
+                if found is None:
+                    raise
+                raise found from exc
             return
+        settings = Settings(anonymized_telemetry=False)
         # Chroma creates its tables on first open without a cross-process guard: two processes
         # opening a new home at once fail with "table collections already exists". Opening is
         # short, so every process takes turns at it; reads and writes after it run side by side.
@@ -88,16 +242,17 @@ class VectorStore:
             self._client = chromadb.PersistentClient(path=str(chroma_dir), settings=settings)
             self._open_collections(model, kind)
 
-    def _open_collections(self, model: str, kind: str) -> None:
+    def _open_collections(self, model: str, kind: str, prefix: str = "") -> None:
         self._collections = {
             language: self._client.get_or_create_collection(
-                collection_name(model, kind, language),
+                collection_name(model, kind, language, prefix),
                 metadata={"hnsw:space": "cosine"},
                 embedding_function=None,
             )
             for language in LANGUAGES
         }
-        self._move_from_single_collection(collection_name(model, kind))
+        self.names = {lang: c.name for lang, c in self._collections.items()}
+        self._move_from_single_collection(collection_name(model, kind, prefix=prefix))
 
     def _move_from_single_collection(self, name: str) -> None:
         """Homes made before per-language collections: move their vectors over, once (under
@@ -120,6 +275,7 @@ class VectorStore:
             offset += page
         self._client.delete_collection(name)
 
+    @_on_server
     def add(self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[dict]) -> None:
         """Upsert. A chunk id is a hash of its text, so an id never changes language and
         never needs removing from another language's collection first."""
@@ -141,12 +297,14 @@ class VectorStore:
         wanted = set(LANGUAGES if languages is None else languages)
         return [c for lang, c in self._collections.items() if lang in wanted]
 
+    @_on_server
     def delete(self, ids: Iterable[str], languages: Iterable[str] | None = None) -> None:
         ids = list(ids)
         for collection in self._chosen(languages):
             for start in range(0, len(ids), _ADD_BATCH):
                 collection.delete(ids=ids[start : start + _ADD_BATCH])
 
+    @_on_server
     def delete_where_chunk(
         self, chunk_ids: Iterable[str], languages: Iterable[str] | None = None
     ) -> None:
@@ -167,6 +325,7 @@ class VectorStore:
                     break
                 offset += page
 
+    @_on_server
     def chunk_ids_present(self) -> set[str]:
         """The chunk ids that entries point at (for sentence vectors)."""
         return {
@@ -175,12 +334,15 @@ class VectorStore:
             for m in got["metadatas"]
         }
 
+    @_on_server
     def ids(self) -> set[str]:
         return {i for got in self._pages([]) for i in got["ids"]}
 
+    @_on_server
     def count(self) -> int:
         return sum(collection.count() for collection in self._collections.values())
 
+    @_on_server
     def search(
         self, vector: np.ndarray, limit: int, language: str | None = None
     ) -> list[tuple[str, float, str]]:
@@ -193,6 +355,7 @@ class VectorStore:
         ]
         return sorted(found, key=lambda hit: -hit[1])
 
+    @_on_server
     def search_chunks(
         self,
         vector: np.ndarray,
@@ -228,6 +391,7 @@ class VectorStore:
             for entry_id, distance in zip(result["ids"][0], result["distances"][0], strict=True)
         ]
 
+    @_on_server
     def vectors(
         self, ids: Sequence[str], languages: Mapping[str, str] | None = None
     ) -> dict[str, np.ndarray]:
@@ -240,3 +404,44 @@ class VectorStore:
             if wanted:
                 found.update(_embeddings(collection, wanted))
         return found
+
+    # -- one language's collection at a time: copying between stores (index/migrate.py) ----
+
+    @_on_server
+    def ids_in(self, language: str) -> set[str]:
+        collection, found, offset, page = self._collections[language], set(), 0, 10000
+        while True:
+            got = collection.get(include=[], limit=page, offset=offset)
+            found.update(got["ids"])
+            if len(got["ids"]) < page:
+                return found
+            offset += page
+
+    @_on_server
+    def count_in(self, language: str) -> int:
+        return self._collections[language].count()
+
+    @_on_server
+    def entries(self, language: str, ids: Sequence[str]) -> tuple[list[str], np.ndarray, list]:
+        """(ids, vectors, metadatas) of these ids, as stored (the order Chroma returns)."""
+        got = self._collections[language].get(ids=list(ids), include=["embeddings", "metadatas"])
+        return got["ids"], np.asarray(got["embeddings"], dtype=np.float32), got["metadatas"]
+
+    @_on_server
+    def put(
+        self, language: str, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence
+    ) -> None:
+        """Upsert into one language's collection as given (no routing by metadata)."""
+        for start in range(0, len(ids), _ADD_BATCH):
+            end = start + _ADD_BATCH
+            self._collections[language].upsert(
+                ids=list(ids[start:end]),
+                embeddings=np.asarray(vectors)[start:end],
+                metadatas=list(metadatas[start:end]),
+            )
+
+    @_on_server
+    def delete_in(self, language: str, ids: Sequence[str]) -> None:
+        ids = list(ids)
+        for start in range(0, len(ids), _ADD_BATCH):
+            self._collections[language].delete(ids=ids[start : start + _ADD_BATCH])

@@ -63,8 +63,17 @@ rerank_top = 20
 max_document_mb = 20
 
 [index]
-# Empty: an embedded Chroma in <home>/chroma. "http://host:8000": a `chroma run` server.
+# Empty: an embedded Chroma in <home>/chroma. "http://host:8000": a `chroma run` server
+# (nothing is written to <home>/chroma then; `mem index push` / `pull` move the vectors).
 chroma_url = ""
+# The environment variable holding the server's token, sent as "Authorization: Bearer
+# <token>" (Chroma's token auth, or a proxy in front of the server); unset = no token.
+chroma_token_env = "CHROMA_TOKEN"
+# Put before this home's collection names on the server. Empty: "mem-" and this home's id
+# (<home>/home-id), so two homes on one server stay apart. Homes that hold the same corpus
+# (a restored copy) may share one; two different corpora on one prefix delete each other's
+# vectors at their next ingest.
+collection_prefix = ""
 
 [llm]
 # "local" (a GGUF run in-process by llama-cpp-python), "openai" (any OpenAI-compatible
@@ -239,6 +248,8 @@ class IngestConfig:
 @dataclass(frozen=True)
 class IndexConfig:
     chroma_url: str = ""
+    chroma_token_env: str = "CHROMA_TOKEN"
+    collection_prefix: str = ""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from mem.index import Index, IndexSettings
 from mem.ingest.audio import Segment, TranscribeOptions, Transcript
 from mem.ingest.chunking import ChunkingOptions
 from mem.memory.config import Config, load_config
-from mem.memory.home import resolve_home
+from mem.memory.home import home_id, resolve_home
 from mem.memory.lock import writer_lock
 from mem.memory.records import Answer, IngestReport, Source
 
@@ -48,26 +48,42 @@ class Memory:
     @property
     def index(self) -> Index:
         if self._index is None:
-            e, r = self.config.embedding, self.config.retrieval
-            settings = IndexSettings(
-                model=e.model,
-                model_languages=tuple(e.languages),
-                query_prefix=e.query_prefix,
-                passage_prefix=e.passage_prefix,
-                batch_size=e.batch_size,
-                candidates=r.candidates,
-                lexical_weight=r.lexical_weight,
-                sentence_vectors=r.sentence_vectors,
-                sentence_share=r.sentence_share,
-                sentence_min_words=r.sentence_min_words,
-                chunk_vectors=r.chunk_vectors,
-                cross_language_offset=r.cross_language_offset,
-                rerank_model=r.rerank_model,
-                rerank_top=r.rerank_top,
-                chroma_url=self.config.index.chroma_url,
-            )
-            self._index = Index(self.home, settings)
+            self._index = Index(self.home, self.index_settings())
         return self._index
+
+    def index_settings(self) -> IndexSettings:
+        """What the index of this home is opened with (config.toml's sections)."""
+        e, r = self.config.embedding, self.config.retrieval
+        return IndexSettings(
+            model=e.model,
+            model_languages=tuple(e.languages),
+            query_prefix=e.query_prefix,
+            passage_prefix=e.passage_prefix,
+            batch_size=e.batch_size,
+            candidates=r.candidates,
+            lexical_weight=r.lexical_weight,
+            sentence_vectors=r.sentence_vectors,
+            sentence_share=r.sentence_share,
+            sentence_min_words=r.sentence_min_words,
+            chunk_vectors=r.chunk_vectors,
+            cross_language_offset=r.cross_language_offset,
+            rerank_model=r.rerank_model,
+            rerank_top=r.rerank_top,
+            **self._chroma_settings(),
+        )
+
+    def _chroma_settings(self) -> dict[str, str]:
+        """The [index] server settings as IndexSettings takes them: the token read from its
+        variable, the prefix derived from this home's id unless config names one."""
+        c = self.config.index
+        if not c.chroma_url:
+            return {}
+        return {
+            "chroma_url": c.chroma_url,
+            "chroma_token": os.environ.get(c.chroma_token_env, "").strip(),
+            "chroma_token_env": c.chroma_token_env,
+            "collection_prefix": c.collection_prefix or f"mem-{home_id(self.home)}",
+        }
 
     # -- verbs ---------------------------------------------------------------------------
 
