@@ -63,7 +63,20 @@ def _names(ctx: click.Context, param: click.Parameter, value):
     return value
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Every command: a vector index that cannot be reached (a Chroma server down, or
+    refusing the token) is one line naming the server and EXIT_FATAL, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        from mem.index.vectors import IndexUnavailable
+
+        try:
+            return super().invoke(ctx)
+        except IndexUnavailable as exc:
+            raise Fatal(str(exc)) from exc
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mem")
 @click.option(
     "--home",
@@ -394,6 +407,7 @@ def doctor(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
         _print_json(report.to_json())
     else:
         click.echo(f"config: {report.config}")
+        click.echo(f"vectors: {report.vectors}")
         for name, state in report.sqlite.items():
             click.echo(f"sqlite {name}: {state}")
         if report.before is not None:
@@ -463,10 +477,70 @@ def restore(ctx: click.Context, source: str, force: bool, as_json: bool) -> None
         _print_json(report.to_json())
         return
     how = "index rebuilt" if report.rebuilt_index else "index copied"
+    if report.index_server:
+        how = f"index on {report.index_server}, checked"
     click.echo(
         f"restored {report.counts['documents']} documents, {report.counts['chunks']} chunks "
         f"into {report.home} ({how}) in {report.seconds:.1f} s"
     )
+
+
+@cli.group("index")
+def index_group() -> None:
+    """Move the vectors between this home's embedded Chroma and a Chroma server.
+
+    \b
+    mem index push   embedded (<home>/chroma) -> the server ([index] chroma_url)
+    mem index pull   the server -> embedded
+
+    Stored vectors are copied, nothing is embedded again; a rerun copies only what is
+    missing, so an interrupted copy just continues. Then `mem doctor` checks the result.
+    """
+
+
+def _transfer(ctx: click.Context, direction: str, url, as_json: bool, quiet: bool) -> None:
+    from mem.memory.config import ConfigError
+    from mem.memory.lock import LockTimeout
+    from mem.memory.migrating import MigrationError, transfer
+
+    with _fatal_on(MigrationError, LockTimeout, ConfigError):
+        report = transfer(ctx.obj["home"], direction, url, progress=not quiet)
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        click.echo(
+            f"{direction}: {report.total('copied')} vectors copied, "
+            f"{report.total('skipped')} already there, {report.total('removed')} removed, "
+            f"{report.source} -> {report.target} in {report.seconds:.1f} s"
+        )
+    if not report.verified:
+        click.echo("mem: counts differ after the copy; run it again", err=True)
+        sys.exit(EXIT_PARTIAL)
+
+
+_URL = click.option("--url", default=None, help="The server (default: [index] chroma_url).")
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
+_QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+
+
+@index_group.command("push")
+@_URL
+@_JSON
+@_QUIET
+@click.pass_context
+def index_push(ctx: click.Context, url, as_json: bool, quiet: bool) -> None:
+    """Copy the embedded vectors to the Chroma server (then this home can use it)."""
+    _transfer(ctx, "push", url, as_json, quiet)
+
+
+@index_group.command("pull")
+@_URL
+@_JSON
+@_QUIET
+@click.pass_context
+def index_pull(ctx: click.Context, url, as_json: bool, quiet: bool) -> None:
+    """Copy this home's vectors from the Chroma server into <home>/chroma."""
+    _transfer(ctx, "pull", url, as_json, quiet)
 
 
 @cli.command()

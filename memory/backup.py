@@ -21,6 +21,7 @@ from pathlib import Path
 from mem import __version__
 from mem.corpus.store import utc_now
 from mem.index.store import CHROMA_DB, CHROMA_DIR, EMBEDDING_CACHE_DB, INDEX_DIR, LEXICAL_DB
+from mem.memory.home import HOME_ID
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -28,6 +29,9 @@ MANIFEST = "manifest.json"
 _DATABASES = ("corpus.db", LEXICAL_DB, EMBEDDING_CACHE_DB, CHROMA_DB)
 # Plain folders a home may hold (trained adapters, built datasets, run logs), copied as is.
 _FOLDERS = ("adapters", "datasets", "runs")
+# Small files copied as they are; home-id names the home's collections on a Chroma server,
+# so a restored home finds its vectors there again.
+_FILES = ("config.toml", HOME_ID)
 
 
 class BackupError(Exception):
@@ -58,6 +62,7 @@ class RestoreReport:
     files: int = 0
     seconds: float = 0.0
     rebuilt_index: bool = False
+    index_server: str = ""  # the vectors are on this Chroma server, checked by doctor
     counts: dict = field(default_factory=dict)
     doctor: dict = field(default_factory=dict)
 
@@ -67,6 +72,7 @@ class RestoreReport:
             "files": self.files,
             "seconds": round(self.seconds, 3),
             "rebuilt_index": self.rebuilt_index,
+            "index_server": self.index_server,
             "counts": self.counts,
             "doctor": self.doctor,
         }
@@ -123,6 +129,10 @@ def backup(home: str | Path | None, out: str | Path, index: bool = True) -> Back
         }
         schema = memory.corpus.schema_version
         model = memory.config.embedding.model
+        server = memory.config.index.chroma_url
+        # In server mode the vectors stay on the server (back it up there); a restore
+        # checks them against the corpus and re-indexes what is missing.
+        index = index and not server
         out.mkdir(parents=True, exist_ok=True)
         for name in _DATABASES:
             if name == CHROMA_DB and not index:
@@ -137,8 +147,9 @@ def backup(home: str | Path | None, out: str | Path, index: bool = True) -> Back
         for folder in _FOLDERS:
             if (home / folder).is_dir():
                 shutil.copytree(home / folder, out / folder, symlinks=True)
-        if (home / "config.toml").exists():
-            shutil.copy2(home / "config.toml", out / "config.toml")
+        for name in _FILES:
+            if (home / name).exists():
+                shutil.copy2(home / name, out / name)
     files = {str(p.relative_to(out)): _sha256(p) for p in sorted(out.rglob("*")) if p.is_file()}
     report.manifest = {
         "format": FORMAT,
@@ -148,6 +159,7 @@ def backup(home: str | Path | None, out: str | Path, index: bool = True) -> Back
         "schema_version": schema,
         "embedding_model": model,
         "index_included": index,
+        "index_server": server,
         "counts": counts,
         "index": index_counts,
         "files": files,
@@ -197,14 +209,15 @@ def restore(source: str | Path, home: str | Path | None, force: bool = False) ->
     report = RestoreReport(home=str(home))
     with writer_lock(home, "mem restore"):
         if force:
-            for name in ("corpus.db", "config.toml", INDEX_DIR, CHROMA_DIR, *_FOLDERS):
+            for name in ("corpus.db", *_FILES, INDEX_DIR, CHROMA_DIR, *_FOLDERS):
                 _remove(home / name)
         for name in manifest["files"]:
             target = home / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source / name, target)
         report.files = len(manifest["files"])
-    report.rebuilt_index = not manifest["index_included"]
+    report.index_server = manifest.get("index_server", "")
+    report.rebuilt_index = not manifest["index_included"] and not report.index_server
     # Doctor checks (and, without copied vectors, rebuilds) corpus <-> index agreement.
     checked = run_doctor(home)
     report.doctor = checked.to_json()

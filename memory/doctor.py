@@ -61,6 +61,7 @@ class Agreement:
 class DoctorReport:
     home: str
     config: str = "ok"
+    vectors: str = "embedded"  # or "server <url>": where the vectors were checked
     sqlite: dict[str, str] = field(default_factory=dict)
     before: Agreement | None = None
     after: Agreement | None = None
@@ -86,6 +87,7 @@ class DoctorReport:
             "ok": self.ok,
             "dry_run": self.dry_run,
             "config": self.config,
+            "vectors": self.vectors,
             "sqlite": self.sqlite,
             "before": self.before.to_json() if self.before else None,
             "after": self.after.to_json() if self.after else None,
@@ -180,12 +182,15 @@ def run_doctor(home: str | Path | None, dry_run: bool = False) -> DoctorReport:
     path = resolve_home(home)
     report = DoctorReport(home=str(path), dry_run=dry_run)
     try:
-        load_config(path)
+        server = load_config(path).index.chroma_url
     except ConfigError as exc:
         report.config = str(exc)
         report.unrepaired.append(f"config.toml: {exc} (edit it; nothing else was checked)")
         return report
-    files = {name: path / name for name in ("corpus.db", LEXICAL_DB, EMBEDDING_CACHE_DB, CHROMA_DB)}
+    # On a server, Chroma's files are the server's to check; <home>/chroma is not used.
+    names = ("corpus.db", LEXICAL_DB, EMBEDDING_CACHE_DB) + (() if server else (CHROMA_DB,))
+    report.vectors = f"server {server}" if server else "embedded"
+    files = {name: path / name for name in names}
     with writer_lock(path, "mem doctor"):
         report.sqlite = {name: integrity(p) for name, p in files.items()}
         if report.sqlite["corpus.db"] != "ok":
@@ -193,7 +198,7 @@ def run_doctor(home: str | Path | None, dry_run: bool = False) -> DoctorReport:
                 f"corpus.db {report.sqlite['corpus.db']}: restore it from a backup (mem restore)"
             )
             return report
-        if report.sqlite[CHROMA_DB] != "ok":
+        if report.sqlite.get(CHROMA_DB, "ok") != "ok":
             report.unrepaired.append(
                 f"chroma is damaged: move <home>/{CHROMA_DIR} aside and run `mem doctor` to "
                 "rebuild it"

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mem.index.vectors import IndexUnavailable
 from mem.memory.lock import Busy, LockTimeout, exclusive, writer_lock
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ DEFAULT_STEPS: tuple[tuple[str, Step], ...] = (
 def run_nightly(memory: Memory, steps: Sequence[tuple[str, Step]] = DEFAULT_STEPS) -> JobResult:
     """Run the job once now; refuse (and log a skipped run) if another job holds the lock."""
     corpus = memory.corpus
+    unavailable: IndexUnavailable | None = None
     try:
         with exclusive(memory.home, "job", "mem nightly job"):
             run_id = corpus.start_run("nightly")
@@ -77,6 +79,10 @@ def run_nightly(memory: Memory, steps: Sequence[tuple[str, Step]] = DEFAULT_STEP
                     detail[name] = step(memory)
                 except SkipJob as reason:
                     outcome, detail["reason"] = "skipped", f"{name}: {reason}"
+                    break
+                except IndexUnavailable as error:  # logged in one line, raised after the log
+                    outcome, detail["error"], unavailable = "failed", f"{name}: {error}", error
+                    log.error("nightly job failed in %s: %s", name, error)
                     break
                 except Exception as error:  # the job must log, never crash the scheduler
                     outcome = "failed"
@@ -89,6 +95,8 @@ def run_nightly(memory: Memory, steps: Sequence[tuple[str, Step]] = DEFAULT_STEP
         detail = {"reason": f"another job is running: {holder}"}
         corpus.finish_run(run_id, outcome := "skipped", detail)
     log.info("nightly run %d: %s %s", run_id, outcome, detail)
+    if unavailable is not None:
+        raise unavailable  # the caller says so (`mem schedule run-now`: exit code 3)
     return JobResult(run_id, outcome, detail)
 
 
@@ -99,5 +107,7 @@ def scheduled_run(home: str) -> None:
     memory = Memory(home)
     try:
         run_nightly(memory)
+    except IndexUnavailable:
+        pass  # logged and recorded by run_nightly; the scheduler waits for the next night
     finally:
         memory.close()

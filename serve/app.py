@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mem.index.vectors import IndexUnavailable
 from mem.serve.service import Service, ServiceError
 
 
@@ -240,6 +241,9 @@ def build_app(
         assert isinstance(exc, ServiceError)
         return _error(str(exc), exc.status, exc.code)
 
+    async def index_unavailable(request: Request, exc: Exception) -> Response:
+        return _error(str(exc), 503, "index_unavailable")  # the Chroma server is down
+
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
@@ -264,7 +268,7 @@ def build_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={ServiceError: service_error},
+        exception_handlers={ServiceError: service_error, IndexUnavailable: index_unavailable},
     )
     return BearerAuth(app, api_key)
 
