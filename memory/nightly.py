@@ -80,9 +80,8 @@ def run_nightly(memory: Memory, steps: Sequence[tuple[str, Step]] = DEFAULT_STEP
                 except SkipJob as reason:
                     outcome, detail["reason"] = "skipped", f"{name}: {reason}"
                     break
-                except IndexUnavailable as error:  # logged in one line, raised after the log
+                except IndexUnavailable as error:  # no traceback: the run's log line says it
                     outcome, detail["error"], unavailable = "failed", f"{name}: {error}", error
-                    log.error("nightly job failed in %s: %s", name, error)
                     break
                 except Exception as error:  # the job must log, never crash the scheduler
                     outcome = "failed"
