@@ -93,7 +93,7 @@ def cli(ctx: click.Context, home: str | None) -> None:
 
     \b
     Exit codes: 0 done; 1 some inputs failed (the rest was done);
-    2 bad usage; 3 nothing done (bad config, memory busy).
+    2 bad usage; 3 nothing done (bad config, memory busy, index server down).
     """
     ctx.ensure_object(dict)
     ctx.obj["home"] = home
