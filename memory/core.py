@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING
 
 from mem.corpus import Corpus, Document
 from mem.corpus.records import check_tags
-from mem.index import Index, IndexSettings
+from mem.index import Index
 from mem.ingest.audio import Segment, TranscribeOptions, Transcript
-from mem.ingest.chunking import ChunkingOptions
 from mem.memory.config import Config, load_config
 from mem.memory.home import resolve_home
 from mem.memory.lock import writer_lock
@@ -48,25 +47,8 @@ class Memory:
     @property
     def index(self) -> Index:
         if self._index is None:
-            e, r = self.config.embedding, self.config.retrieval
-            settings = IndexSettings(
-                model=e.model,
-                model_languages=tuple(e.languages),
-                query_prefix=e.query_prefix,
-                passage_prefix=e.passage_prefix,
-                batch_size=e.batch_size,
-                candidates=r.candidates,
-                lexical_weight=r.lexical_weight,
-                sentence_vectors=r.sentence_vectors,
-                sentence_share=r.sentence_share,
-                sentence_min_words=r.sentence_min_words,
-                chunk_vectors=r.chunk_vectors,
-                cross_language_offset=r.cross_language_offset,
-                rerank_model=r.rerank_model,
-                rerank_top=r.rerank_top,
-                chroma_url=self.config.index.chroma_url,
-            )
-            self._index = Index(self.home, settings)
+            c = self.config
+            self._index = Index(self.home, c.embedding, c.retrieval, c.index)
         return self._index
 
     # -- verbs ---------------------------------------------------------------------------
@@ -93,8 +75,7 @@ class Memory:
 
         tags = check_tags(tags)
         started = time.perf_counter()
-        c = self.config.chunking
-        chunking = ChunkingOptions(c.target_tokens, c.max_tokens, c.overlap_tokens)
+        chunking = self.config.chunking
         media = MediaSettings(self.transcribe_options(), self.home / "models", retranscribe)
         with writer_lock(self.home, "mem ingest"):
             run = IngestRun(
