@@ -11,6 +11,11 @@ import click
 
 from mem import __version__
 
+# The choices the CLI offers come from the registries that build them (light modules).
+from mem.adapters.export import FORMATS as ADAPTER_FORMATS
+from mem.distill.export import FORMATS as DATASET_FORMATS
+from mem.memory.llm import BACKENDS
+
 # Exit codes, stated once: scripts branch on them.
 EXIT_OK = 0
 EXIT_PARTIAL = 1  # some inputs failed, the rest was done
@@ -168,9 +173,11 @@ def _llm_options(command):
     options = [
         click.option(
             "--backend",
-            type=click.Choice(["local", "openai", "transformers", "none"]),
+            type=click.Choice(list(BACKENDS)),
             default=None,
-            help="Override [llm] backend.",
+            help="Override [llm] backend: "
+            + "; ".join(f"{name}: {choice.help}" for name, choice in BACKENDS.items())
+            + ".",
         ),
         click.option("--model", default=None, help="Override [llm] model (name, .gguf, folder)."),
         click.option(
@@ -795,9 +802,10 @@ def novelty(ctx: click.Context, since, top: int, min_novelty: float | None, as_j
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["alpaca", "sharegpt", "openai"]),
+    type=click.Choice(list(DATASET_FORMATS)),
     default="alpaca",
     show_default=True,
+    help="; ".join(f"{name}: {f.help}" for name, f in DATASET_FORMATS.items()) + ".",
 )
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--since", type=_SINCE, default=None, help="Items ingested on/after DATE (UTC).")
@@ -991,9 +999,10 @@ def adapters_rollback(ctx: click.Context, as_json: bool) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["peft", "merged", "ollama", "vllm"]),
+    type=click.Choice(list(ADAPTER_FORMATS)),
     default="peft",
     show_default=True,
+    help="; ".join(f"{name}: {f.help}" for name, f in ADAPTER_FORMATS.items()) + ".",
 )
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")

@@ -14,8 +14,6 @@ Nothing here imports torch/transformers/peft at module level; they load inside f
 
 import warnings
 
-from mem.adapters.pipeline import load_for_inference
-
 # transformers 5 warns on every peft load that peft calls a renamed method; it says nothing a
 # user of `mem ask --adapter` can act on.
 warnings.filterwarnings(
@@ -23,3 +21,12 @@ warnings.filterwarnings(
 )
 
 __all__ = ["load_for_inference"]
+
+
+def __getattr__(name: str):
+    # Loaded on first use, so that the export registry the CLI reads stays a light import.
+    if name == "load_for_inference":
+        from mem.adapters.pipeline import load_for_inference
+
+        return load_for_inference
+    raise AttributeError(f"module 'mem.adapters' has no attribute {name!r}")

@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mem.adapters.registry import Version
 
-FORMATS = ("peft", "merged", "ollama", "vllm")
 _ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 # The Go template Ollama needs for a ChatML model (<|im_start|>role … <|im_end|>), the
@@ -93,52 +93,46 @@ def _quote(text: str) -> str:
     return '"""' + text.replace('"""', '\\"\\"\\"') + '"""'
 
 
-def export(
-    version: Version, fmt: str, out: Path, base_dir: str, tokenizer=None, model=None
-) -> Exported:
-    """Write `version` to `out` in `fmt`.
+def _export_peft(version: Version, out: Path, base_dir: str, tokenizer, model) -> Exported:
+    return Exported("peft", out, _copy_peft(version, out))
 
-    base_dir: the base model as a transformers folder (the fp32 copy of a GGUF); `merged`
-    needs `model` (the loaded base, which it merges into: pass one loaded for this alone) and
-    all but `peft` need the tokenizer.
-    """
-    if fmt not in FORMATS:
-        raise ExportError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
-    out = Path(out).resolve()
-    if fmt == "peft":
-        return Exported(fmt, out, _copy_peft(version, out))
-    if fmt == "merged":
-        if model is None or tokenizer is None:
-            raise ExportError("merged export needs the loaded base model and tokenizer")
-        from peft import PeftModel
 
-        merged = PeftModel.from_pretrained(model, str(version.path)).merge_and_unload()
-        merged.save_pretrained(out)
-        tokenizer.save_pretrained(out)
-        (out / "mem_adapter.json").write_text(
-            json.dumps({"merged_from": version.label, "base_model": base_dir}, indent=2) + "\n"
-        )
-        return Exported(fmt, out, sorted(p.name for p in out.iterdir()))
-    if fmt == "ollama":
-        if tokenizer is None:
-            raise ExportError("ollama export needs the tokenizer")
-        template, stops, system = chat_template_for_ollama(tokenizer)
-        files = [f"adapter/{name}" for name in _copy_peft(version, out / "adapter")]
-        lines = [
-            f"# {version.label}: base model + LoRA, exported by mem",
-            f"FROM {base_dir}",
-            "ADAPTER ./adapter",
-            f"TEMPLATE {_quote(template)}",
-        ]
-        if system:
-            lines.append(f"SYSTEM {_quote(system)}")
-        lines += [f'PARAMETER stop "{s}"' for s in stops]
-        lines.append("PARAMETER temperature 0.2")
-        (out / "Modelfile").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        name = f"mem-{version.name}-{version.version}"
-        command = f"ollama create {name} -f {shlex.quote(str(out / 'Modelfile'))}"
-        return Exported(fmt, out, ["Modelfile", *files], command)
-    # vllm
+def _export_merged(version: Version, out: Path, base_dir: str, tokenizer, model) -> Exported:
+    if model is None or tokenizer is None:
+        raise ExportError("merged export needs the loaded base model and tokenizer")
+    from peft import PeftModel
+
+    merged = PeftModel.from_pretrained(model, str(version.path)).merge_and_unload()
+    merged.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    (out / "mem_adapter.json").write_text(
+        json.dumps({"merged_from": version.label, "base_model": base_dir}, indent=2) + "\n"
+    )
+    return Exported("merged", out, sorted(p.name for p in out.iterdir()))
+
+
+def _export_ollama(version: Version, out: Path, base_dir: str, tokenizer, model) -> Exported:
+    if tokenizer is None:
+        raise ExportError("ollama export needs the tokenizer")
+    template, stops, system = chat_template_for_ollama(tokenizer)
+    files = [f"adapter/{name}" for name in _copy_peft(version, out / "adapter")]
+    lines = [
+        f"# {version.label}: base model + LoRA, exported by mem",
+        f"FROM {base_dir}",
+        "ADAPTER ./adapter",
+        f"TEMPLATE {_quote(template)}",
+    ]
+    if system:
+        lines.append(f"SYSTEM {_quote(system)}")
+    lines += [f'PARAMETER stop "{s}"' for s in stops]
+    lines.append("PARAMETER temperature 0.2")
+    (out / "Modelfile").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    name = f"mem-{version.name}-{version.version}"
+    command = f"ollama create {name} -f {shlex.quote(str(out / 'Modelfile'))}"
+    return Exported("ollama", out, ["Modelfile", *files], command)
+
+
+def _export_vllm(version: Version, out: Path, base_dir: str, tokenizer, model) -> Exported:
     files = [f"adapter/{name}" for name in _copy_peft(version, out / "adapter")]
     config = json.loads((version.path / "adapter_config.json").read_text())
     module = f"{version.name}-{version.version}={out / 'adapter'}"
@@ -153,4 +147,44 @@ def export(
         encoding="utf-8",
     )
     (out / "vllm.sh").chmod(0o755)
-    return Exported(fmt, out, ["vllm.sh", *files], command)
+    return Exported("vllm", out, ["vllm.sh", *files], command)
+
+
+@dataclass(frozen=True)
+class AdapterFormat:
+    """One value of `mem adapters export --format`: what it writes, and the writer."""
+
+    help: str
+    write: Callable[[Version, Path, str, object, object], Exported]
+    # What the caller must load for it: the base model (slow) and/or its tokenizer.
+    needs_model: bool = False
+    needs_tokenizer: bool = True
+
+
+# The one list of adapter export formats: export() writes from it, the CLI offers its names.
+FORMATS: dict[str, AdapterFormat] = {
+    "peft": AdapterFormat(
+        "the adapter folder peft saves (PeftModel.from_pretrained)",
+        _export_peft,
+        needs_tokenizer=False,
+    ),
+    "merged": AdapterFormat(
+        "base + adapter merged into one transformers folder", _export_merged, needs_model=True
+    ),
+    "ollama": AdapterFormat("a Modelfile: FROM the base, ADAPTER, TEMPLATE, stops", _export_ollama),
+    "vllm": AdapterFormat("the `vllm serve --enable-lora` command, as vllm.sh", _export_vllm),
+}
+
+
+def export(
+    version: Version, fmt: str, out: Path, base_dir: str, tokenizer=None, model=None
+) -> Exported:
+    """Write `version` to `out` in `fmt` (one of FORMATS).
+
+    base_dir: the base model as a transformers folder (the fp32 copy of a GGUF); `merged`
+    needs `model` (the loaded base, which it merges into: pass one loaded for this alone) and
+    all but `peft` need the tokenizer.
+    """
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+    return FORMATS[fmt].write(version, Path(out).resolve(), base_dir, tokenizer, model)

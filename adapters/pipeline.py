@@ -37,7 +37,7 @@ from mem.adapters.train import (
     use_qlora,
 )
 from mem.corpus.files import write_atomic
-from mem.corpus.store import utc_now
+from mem.corpus.records import utc_now
 
 log = logging.getLogger("mem.adapters")
 

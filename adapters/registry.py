@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mem.corpus.files import write_atomic
-from mem.corpus.store import utc_now
+from mem.corpus.records import utc_now
 
 CORE = "core-self"
 _VERSION = re.compile(r"^v(\d{4,})$")

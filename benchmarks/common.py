@@ -76,8 +76,7 @@ def distractor_windows(words_per_chunk: int = 40, stride: int = 18) -> list[tupl
 def add_distractors(memory, windows: list[tuple[str, str]], source: str = "haystack") -> int:
     """Store distractor chunks as one corpus document and index them (idempotent)."""
     from mem.corpus import Chunk, Document
-    from mem.corpus.records import make_chunk_id
-    from mem.corpus.store import utc_now
+    from mem.corpus.records import make_chunk_id, utc_now
 
     if memory.corpus.document_state(source):
         return 0

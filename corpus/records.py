@@ -6,10 +6,23 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 # Tag names follow the adapter-name rule, so the material tagged `sport` can train the
 # domain adapter `sport` (`mem distill --domain sport`).
 TAG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def format_utc(moment: datetime) -> str:
+    """The one timestamp format of the corpus, manifests and runs: 2026-12-02T10:57:07Z.
+    Aware datetimes are converted to UTC; a naive one is taken to be UTC already."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def utc_now() -> str:
+    return format_utc(datetime.now(UTC))
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 from mem.corpus.crashpoints import checkpoint
-from mem.corpus.records import Chunk, Document
+from mem.corpus.records import Chunk, Document, utc_now
 from mem.corpus.schema import migrate
 from mem.corpus.sqlite import connect
 
@@ -97,10 +96,6 @@ class ScoreLike(Protocol):
 
 class CorpusBusyError(Exception):
     """Another process held the database for longer than we were willing to wait."""
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _chunk_from_row(row: sqlite3.Row) -> Chunk:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mem.corpus.records import format_utc
 from mem.distill.export import write_jsonl
 from mem.distill.generate import Generator
 from mem.distill.hygiene import (
@@ -117,7 +118,7 @@ def build_dataset(
     roles = Counter(item.role for item in items)
     manifest = {
         "dataset_id": dataset_id,
-        "created_at": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_at": format_utc(created),
         "generator": generator.name,
         "tokenizer": counter.name,
         "tokens_exact": counter.exact,

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-FORMATS = ("alpaca", "sharegpt", "openai")
 SPLITS = ("train", "validation")
 
 _SHAREGPT_ROLE = {"user": "human", "assistant": "gpt"}
@@ -57,13 +57,31 @@ def to_openai(example: dict) -> dict:
     return {"messages": example["messages"], "source": example["source"], "kind": example["kind"]}
 
 
-_CONVERT = {"alpaca": to_alpaca, "sharegpt": to_sharegpt, "openai": to_openai}
+_OPENAI_TAGS = {
+    "role_tag": "role",
+    "content_tag": "content",
+    "user_tag": "user",
+    "assistant_tag": "assistant",
+    "system_tag": "system",
+}
 
 
-def dataset_info(fmt: str, files: dict[str, str]) -> dict:
-    """LLaMA-Factory's dataset_info.json entries, one per split file."""
-    if fmt == "alpaca":
-        spec: dict = {
+@dataclass(frozen=True)
+class DatasetFormat:
+    """One value of `mem export-dataset --format`: what reads it, the row converter, and the
+    LLaMA-Factory dataset_info.json entry (minus file_name) that describes its columns."""
+
+    help: str
+    convert: Callable[[dict], dict]
+    dataset_info: dict
+
+
+# The one list of dataset formats: export_dataset writes from it, the CLI offers its names.
+FORMATS: dict[str, DatasetFormat] = {
+    "alpaca": DatasetFormat(
+        "instruction/input/output/history rows (LLaMA-Factory's default)",
+        to_alpaca,
+        {
             "columns": {
                 "prompt": "instruction",
                 "query": "input",
@@ -71,24 +89,24 @@ def dataset_info(fmt: str, files: dict[str, str]) -> dict:
                 "system": "system",
                 "history": "history",
             }
-        }
-    elif fmt == "sharegpt":
-        spec = {
-            "formatting": "sharegpt",
-            "columns": {"messages": "conversations", "system": "system"},
-        }
-    else:
-        spec = {
-            "formatting": "sharegpt",
-            "columns": {"messages": "messages"},
-            "tags": {
-                "role_tag": "role",
-                "content_tag": "content",
-                "user_tag": "user",
-                "assistant_tag": "assistant",
-                "system_tag": "system",
-            },
-        }
+        },
+    ),
+    "sharegpt": DatasetFormat(
+        "conversations of from/value turns (LLaMA-Factory sharegpt)",
+        to_sharegpt,
+        {"formatting": "sharegpt", "columns": {"messages": "conversations", "system": "system"}},
+    ),
+    "openai": DatasetFormat(
+        "messages of role/content (TRL SFTTrainer, Axolotl, Unsloth, LLaMA-Factory)",
+        to_openai,
+        {"formatting": "sharegpt", "columns": {"messages": "messages"}, "tags": _OPENAI_TAGS},
+    ),
+}
+
+
+def dataset_info(fmt: str, files: dict[str, str]) -> dict:
+    """LLaMA-Factory's dataset_info.json entries, one per split file."""
+    spec = FORMATS[fmt].dataset_info
     return {name: {"file_name": file, **spec} for name, file in files.items()}
 
 
@@ -111,14 +129,15 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
 def export_dataset(dataset_dir: Path, fmt: str, out: Path, name: str = "mem") -> dict:
     """Write <name>_train.jsonl, <name>_validation.jsonl and dataset_info.json into `out`
     (merging with an existing dataset_info.json), plus the manifest and held-out questions."""
-    if fmt not in _CONVERT:
+    if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
     out.mkdir(parents=True, exist_ok=True)
     files, counts = {}, {}
     for split in SPLITS:
         file = f"{name}_{split}.jsonl"
         counts[split] = write_jsonl(
-            out / file, (_CONVERT[fmt](row) for row in read_jsonl(dataset_dir / f"{split}.jsonl"))
+            out / file,
+            (FORMATS[fmt].convert(row) for row in read_jsonl(dataset_dir / f"{split}.jsonl")),
         )
         files[f"{name}_{split}"] = file
     info_path = out / "dataset_info.json"

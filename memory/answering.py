@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from mem.ingest.chunking import ChunkingOptions
 from mem.memory.llm import Backend, GenerationOptions, LLMError, Message, load_backend
 from mem.memory.prompting import (
     build_messages,
@@ -154,8 +153,7 @@ class Answerer:
         from mem.memory.lock import LockTimeout, writer_lock
         from mem.memory.remember import remember
 
-        c = self.memory.config.chunking
-        chunking = ChunkingOptions(c.target_tokens, c.max_tokens, c.overlap_tokens)
+        chunking = self.memory.config.chunking
         try:
             with writer_lock(self.memory.home, "mem ask (remembering)", REMEMBER_WAIT_S):
                 remember(self.memory, conversation_id, answer, chunking)

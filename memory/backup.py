@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mem import __version__
-from mem.corpus.store import utc_now
+from mem.corpus.records import utc_now
 from mem.index.store import CHROMA_DB, CHROMA_DIR, EMBEDDING_CACHE_DB, INDEX_DIR, LEXICAL_DB
 from mem.memory.home import HOME_ID
 

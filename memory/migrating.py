@@ -40,8 +40,8 @@ def transfer(
             memory.config = dataclasses.replace(
                 memory.config, index=dataclasses.replace(memory.config.index, chroma_url=url)
             )
-        settings = memory.index_settings()
-        if not settings.chroma_url:
+        server_at = memory.chroma_server()
+        if server_at is None:
             raise MigrationError(
                 f"mem index {direction}: no Chroma server: set [index] chroma_url in "
                 f"{memory.home / 'config.toml'} or give --url"
@@ -63,9 +63,11 @@ def transfer(
             )
 
         with writer_lock(memory.home, f"mem index {direction}"):
-            server = open_vector_stores(memory.home, settings)
-            embedded = open_vector_stores(memory.home, dataclasses.replace(settings, chroma_url=""))
-            names = (f"embedded {local_dir}", f"server {settings.chroma_url}")
+            model = memory.config.embedding.model
+            sentences = memory.config.retrieval.sentence_vectors
+            server = open_vector_stores(memory.home, model, server_at, sentences)
+            embedded = open_vector_stores(memory.home, model, None, sentences)
+            names = (f"embedded {local_dir}", f"server {server_at.url}")
             pair = (embedded, server) if direction == "push" else (server, embedded)
             if direction == "pull":
                 names = names[::-1]

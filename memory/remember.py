@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from mem.corpus.records import Chunk, Document, make_chunk_id
-from mem.corpus.store import utc_now
+from mem.corpus.records import Chunk, Document, make_chunk_id, utc_now
 from mem.ingest.chunking import ChunkingOptions
 from mem.ingest.conversations import chunk_turns, turn_locator
 from mem.memory.records import Answer

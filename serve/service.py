@@ -301,15 +301,13 @@ class Service:
     def remember(self, text: str, title: str = "", reply: str = "") -> dict:
         """A note (text alone), or a conversation turn (text and the reply to it), stored
         and indexed at once so the next search finds it."""
-        from mem.ingest.chunking import ChunkingOptions
         from mem.memory.lock import writer_lock
         from mem.memory.remember import ask_conversation_id, remember, remember_note
 
         if not text.strip():
             raise ServiceError("nothing to remember: the text is empty")
         with self._write, self._writing(), self.memory() as memory:
-            c = memory.config.chunking
-            chunking = ChunkingOptions(c.target_tokens, c.max_tokens, c.overlap_tokens)
+            chunking = memory.config.chunking
             with writer_lock(memory.home, "mem serve (remembering)", WRITE_WAIT_S):
                 if reply:
                     conversation_id = ask_conversation_id()

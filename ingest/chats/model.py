@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+from mem.corpus.records import format_utc
+
 Role = Literal["user", "assistant", "system", "other"]
 SourceFormat = Literal["chatgpt", "nexus", "telegram", "whatsapp", "jsonl"]
 
@@ -84,7 +86,7 @@ def iso_from_unix(value: object) -> str | None:
         moment = datetime.fromtimestamp(seconds, tz=UTC)
     except (OverflowError, OSError, ValueError):
         return None
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_utc(moment)
 
 
 def iso_from_datetime(moment: datetime) -> str:
@@ -92,7 +94,7 @@ def iso_from_datetime(moment: datetime) -> str:
     the source never recorded) are written without any zone rather than with a false Z."""
     if moment.tzinfo is None:
         return moment.strftime("%Y-%m-%dT%H:%M:%S")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_utc(moment)
 
 
 def iso_from_string(value: object) -> str | None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import PurePath
 
+from mem.corpus.records import format_utc
 from mem.ingest.chats.dates import RawStamp, guess_day_first, scan_stamp, to_datetime
 from mem.ingest.chats.model import (
     ChatParseError,
@@ -263,7 +264,7 @@ def _timestamp(stamp: RawStamp | None, day_first: bool, offset: timedelta | None
         return None
     if offset is None:
         return iso_from_datetime(local)
-    return (local - offset).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_utc(local - offset)  # naive, and now UTC
 
 
 def _repair_note(text: str) -> str:

