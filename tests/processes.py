@@ -34,3 +34,15 @@ def spawn(command: Sequence[str], **popen: Any) -> subprocess.Popen:
         return subprocess.Popen(command, **popen)
     parent = os.getpid()
     return subprocess.Popen(command, preexec_fn=lambda: _die_with_parent(parent), **popen)
+
+
+def stop(process: subprocess.Popen, log: Any = None) -> None:
+    """Terminate a server a fixture started (kill it if it ignores that), then close its log."""
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if log is not None:
+        log.close()

@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 import pytest
 from homes import EXAMPLES, make_home, run_mem
-from processes import spawn
+from processes import spawn, stop
 
 pytestmark = pytest.mark.model
 
@@ -124,13 +124,7 @@ def chroma(tmp_path_factory):
             pytest.fail(f"chroma run did not start: {(data / 'server.log').read_text()[-2000:]}")
         time.sleep(0.2)
     yield url, port
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    log.close()
+    stop(process, log)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 from homes import run_mem
-from processes import spawn
+from processes import spawn, stop
 
 pytestmark = pytest.mark.model
 
@@ -66,16 +66,6 @@ def _start(command: list[str], log: Path, url: str, env: dict | None = None, key
         time.sleep(0.3)
 
 
-def _stop(process, handle) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    handle.close()
-
-
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("serve") / "home"
@@ -103,7 +93,7 @@ def server(tmp_path_factory, home: Path, watched: Path):
     command = _mem(home, "serve", "--port", str(port), "--watch", str(watched))
     process, handle = _start(command, log, url, env)
     yield url
-    _stop(process, handle)
+    stop(process, handle)
 
 
 def _client(url: str):
@@ -422,7 +412,7 @@ def test_off_loopback_needs_the_key_and_refuses_to_start_without_one(
         ids = [m.id for m in OpenAI(base_url=f"{url}/v1", api_key=key).models.list()]
         assert "mem" in ids
     finally:
-        _stop(process, handle)
+        stop(process, handle)
 
 
 def test_mem_watch_ingests_and_forgets(tmp_path: Path) -> None:
@@ -450,7 +440,7 @@ def test_mem_watch_ingests_and_forgets(tmp_path: Path) -> None:
         (folder / "first.md").unlink()
         assert _wait_for(lambda: str(folder / "first.md") not in sources(), 60), log.read_text()
     finally:
-        _stop(process, handle)
+        stop(process, handle)
     assert "1 added" in log.read_text()
 
 
