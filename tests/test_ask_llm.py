@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
-from processes import spawn
+from processes import free_port, spawn
 
 from mem.cli import EXIT_FATAL, cli
 from mem.memory import Memory
@@ -33,12 +32,6 @@ GREEDY = GenerationOptions(max_tokens=48, temperature=0.0, seed=0)
 CONTRACT_KEYS = ["question", "answer", "sources", "adapter", "model"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _config(base_url: str) -> str:
     # Small answers and no sentence vectors keep the suite fast; the rest are the defaults.
     return (
@@ -51,7 +44,7 @@ def _config(base_url: str) -> str:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """llama-cpp-python's own OpenAI-compatible server with the packaged SmolLM2."""
-    port = _free_port()
+    port = free_port()
     # Its log goes to a file: llama.cpp is chatty, and a full pipe would stall the server.
     log = tmp_path_factory.mktemp("server") / "server.log"
     command = [
@@ -109,7 +102,7 @@ def down_home(tmp_path_factory, home) -> Path:
     """The same memory, configured for an OpenAI-compatible endpoint where nothing listens."""
     copy = tmp_path_factory.mktemp("down") / "home"
     shutil.copytree(home, copy)
-    url = f"http://127.0.0.1:{_free_port()}/v1"
+    url = f"http://127.0.0.1:{free_port()}/v1"
     (copy / "config.toml").write_text(_config(url), encoding="utf-8")
     return copy
 

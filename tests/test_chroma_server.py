@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 import pytest
 from homes import EXAMPLES, make_home, run_mem
-from processes import spawn, stop
+from processes import free_port, spawn, stop
 
 pytestmark = pytest.mark.model
 
@@ -35,12 +35,6 @@ CHROMA = Path(sys.executable).with_name("chroma")
 QUESTION = "Чем ReLU лучше сигмоиды?"
 TOKEN_ENV = "MEM_TEST_CHROMA_TOKEN"
 TOKEN = "s3cret-token"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Proxy:
@@ -105,7 +99,7 @@ def chroma(tmp_path_factory):
     """A real `chroma run` on 127.0.0.1: (url, port)."""
     if not CHROMA.exists():
         pytest.fail(f"no chroma server executable beside {sys.executable} (chromadb's CLI)")
-    port = _free_port()
+    port = free_port()
     data = tmp_path_factory.mktemp("chroma-server")
     log = open(data / "server.log", "wb")
     command = [str(CHROMA), "run", "--path", str(data / "db"), "--host", "127.0.0.1"]

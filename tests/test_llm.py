@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import free_port
 
 from mem.memory.config import parse_config
 from mem.memory.llm import (
@@ -35,12 +36,6 @@ GREEDY = GenerationOptions(max_tokens=48, temperature=0.0, seed=0)
 
 def _source(rank: int, text: str, source: str = "notes/a.md", locator: str = "p. 3") -> Source:
     return Source(rank, f"id{rank}", source, "Title", locator, 0.9, text)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- citations ----------------------------------------------------------------------------------
@@ -130,7 +125,7 @@ def test_local_backend_streams_token_by_token() -> None:
 
 
 def test_endpoint_down_is_one_clear_error() -> None:
-    port = _free_port()  # bound and released: nothing listens there
+    port = free_port()  # bound and released: nothing listens there
     backend = OpenAIBackend(f"http://127.0.0.1:{port}/v1", "m", timeout_s=2.0)
     with pytest.raises(LLMError) as error:
         backend.chat([{"role": "user", "content": "hi"}])

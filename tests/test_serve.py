@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -22,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 from homes import run_mem
-from processes import spawn, stop
+from processes import free_port, spawn, stop
 
 pytestmark = pytest.mark.model
 
@@ -35,12 +34,6 @@ CONFIG = (
 )
 FACT = "The lighthouse keeper on Seskar island lit the lamp at exactly seven in the evening."
 FACT_QUERY = "When did the Seskar lighthouse keeper light the lamp?"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _mem(home: Path, *args: str) -> list[str]:
@@ -86,7 +79,7 @@ def watched(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, home: Path, watched: Path):
     """`mem serve` on 127.0.0.1 (no key), also watching a folder."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("log") / "serve.log"
     env = {k: v for k, v in os.environ.items() if k != "MEM_API_KEY"}
@@ -360,7 +353,7 @@ def test_mcp_over_stdio_calls_every_tool(home: Path) -> None:
 def test_off_loopback_needs_the_key_and_refuses_to_start_without_one(
     home: Path, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MEM_SERVE_KEY"}
     refused = subprocess.run(
         _mem(
