@@ -262,6 +262,8 @@ def validation_groups(groups: Sequence[str], share: float, seed: int = 0) -> set
 
 # A held-out question is a real question: an extracted Q&A, else a user's own chat question.
 _HELDOUT_KINDS = ("qa", "chat")
+HELDOUT_PER_CHUNK = 3
+MIN_HELDOUT_CHUNKS = 2
 
 
 @dataclass
@@ -277,9 +279,9 @@ def split_by_source(
     """Train/validation by source, so no source feeds both; plus held-out questions.
 
     The held-out set tests whether a trained adapter learned the facts: for a share of the
-    training chunks, one question/answer restatement is kept out of training while the other
-    restatements of the same chunk stay in, so the facts are learnable but the exact question
-    is unseen.
+    training chunks (at least two), up to three question/answer restatements are kept out of
+    training while the other restatements of the same chunk stay in, so the facts are
+    learnable but the exact questions are unseen.
     """
     val_groups = validation_groups([e.group for e in examples], validation_share, seed)
     split = Split()
@@ -289,35 +291,44 @@ def split_by_source(
     for n, example in enumerate(split.train):
         by_chunk.setdefault(example.source, []).append(n)
 
-    # Only chunks with another restatement left in training can lend a question.
-    def question_row(rows: list[int]) -> int | None:
+    # Only chunks with another restatement left in training can lend questions; each one
+    # lends up to HELDOUT_PER_CHUNK distinct questions and keeps at least one other row.
+    def question_rows(rows: list[int]) -> list[int]:
+        asked: dict[str, int] = {}
         for kind in _HELDOUT_KINDS:
             for r in rows:
                 if split.train[r].kind == kind:
-                    return r
-        return None
+                    asked.setdefault(split.train[r].prompt, r)
+        chosen: list[int] = []
+        for prompt, r in asked.items():
+            taken = {split.train[c].prompt for c in chosen} | {prompt}
+            left = [x for x in rows if split.train[x].prompt not in taken]
+            if len(chosen) == HELDOUT_PER_CHUNK or not left:
+                break
+            chosen.append(r)
+        return chosen
 
     candidates = sorted(
-        (c for c, rows in by_chunk.items() if len(rows) >= 2 and question_row(rows) is not None),
+        (c for c, rows in by_chunk.items() if question_rows(rows)),
         key=lambda c: _rank(c, seed),
     )
-    # At least one when any chunk can lend one: a small memory (nine paragraphs) rounded to
-    # none, and the gate then had no answers to compare, only validation loss.
+    # At least MIN_HELDOUT_CHUNKS when chunks can lend questions: a small memory (nine
+    # paragraphs) rounded to none or one, and the gate then compared one answer, or none.
     wanted = round(len(by_chunk) * heldout_share)
-    chosen = candidates[: max(wanted, 1 if heldout_share > 0 else 0)]
-    removed: set[int] = set()
+    chosen = candidates[: max(wanted, MIN_HELDOUT_CHUNKS if heldout_share > 0 else 0)]
     for chunk in chosen:
-        row = question_row(by_chunk[chunk])
-        assert row is not None
-        example = split.train[row]
-        removed.add(row)
-        split.heldout.append(
-            {
-                "question": example.prompt,
-                "answer": example.answer,
-                "source": chunk,
-                "kind": example.kind,
-            }
-        )
+        for row in question_rows(by_chunk[chunk]):
+            example = split.train[row]
+            split.heldout.append(
+                {
+                    "question": example.prompt,
+                    "answer": example.answer,
+                    "source": chunk,
+                    "kind": example.kind,
+                }
+            )
+    # The same question asked of another chunk leaves training too: it must be unseen.
+    asked = {h["question"] for h in split.heldout}
+    removed = {n for n, e in enumerate(split.train) if e.prompt in asked}
     split.train = [e for n, e in enumerate(split.train) if n not in removed]
     return split

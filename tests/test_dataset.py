@@ -14,7 +14,13 @@ from homes import copy_folder, make_home
 from mem.cli import cli
 from mem.distill.export import read_jsonl
 from mem.distill.generate import OfflineGenerator, make_generator, names, parse_qa
-from mem.distill.hygiene import TokenCounter, limit_length, redact, validation_groups
+from mem.distill.hygiene import (
+    TokenCounter,
+    limit_length,
+    redact,
+    split_by_source,
+    validation_groups,
+)
 from mem.distill.records import Example, SourceItem
 from mem.distill.selection import replay_count
 from mem.memory import Memory
@@ -117,6 +123,30 @@ def test_heldout_questions_stay_out_of_training(built: dict) -> None:
     for h in heldout:
         assert h["question"] not in prompts
         assert h["source"] in train_sources  # the fact itself is still taught
+
+
+def _example(chunk: str, kind: str, question: str) -> Example:
+    messages = [{"role": "user", "content": question}, {"role": "assistant", "content": "a"}]
+    return Example(messages, source=chunk, kind=kind, group=chunk)
+
+
+def test_small_memory_keeps_several_heldout_questions_per_chunk() -> None:
+    # Eight sources of five restatements each, as a short paragraph gives: a 10 % share
+    # rounds to one chunk, and one question per chunk gave the gate a single answer.
+    examples = [
+        _example(f"c{c}", kind, f"{kind} {n} of c{c}?")
+        for c in range(8)
+        for n, kind in enumerate(["qa", "qa", "qa", "qa", "summary"])
+    ]
+    examples.append(_example("c9", "qa", "qa 0 of c0?"))  # the same question asked elsewhere
+    split = split_by_source(examples, validation_share=0.0, heldout_share=0.1)
+    by_chunk: dict[str, int] = {}
+    for h in split.heldout:
+        by_chunk[h["source"]] = by_chunk.get(h["source"], 0) + 1
+    assert len(by_chunk) == 2 and set(by_chunk.values()) == {3}
+    asked = {h["question"] for h in split.heldout}
+    assert not asked & {e.prompt for e in split.train}  # unseen, even from another chunk
+    assert by_chunk.keys() <= {e.source for e in split.train}  # the facts are still taught
 
 
 @pytest.mark.parametrize("fmt", ["alpaca", "sharegpt", "openai"])
