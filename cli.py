@@ -572,6 +572,7 @@ def transcript(ctx: click.Context, file: str, as_srt: bool, as_json: bool) -> No
             {
                 "file": file,
                 "language": found.language,
+                "language_probability": found.language_probability,
                 "duration": found.duration,
                 "model": found.model,
                 "segments": [
@@ -596,11 +597,11 @@ def conversations(ctx: click.Context, as_json: bool) -> None:
     with _open_memory(ctx) as memory:
         rows = memory.conversations()
     if as_json:
-        _print_json(rows)
+        _print_json([c.to_json() for c in rows])
         return
     for c in rows:
-        created = (c["created"] or "")[:10]
-        click.echo(f"{c['conversation_id'][:12]}  {created:10}  {c['turns']:4} turns  {c['title']}")
+        created = (c.created or "")[:10]
+        click.echo(f"{c.conversation_id[:12]}  {created:10}  {c.turns:4} turns  {c.title}")
     click.echo(f"{len(rows)} conversations")
 
 
@@ -618,16 +619,14 @@ def conversations_show(ctx: click.Context, conversation_id: str, as_json: bool) 
     finally:
         memory.close()
     if as_json:
-        _print_json({**info, "turns": turns})
+        _print_json({**info.to_json(), "turns": [t.to_json() for t in turns]})
         return
-    click.echo(click.style(info["title"], bold=True) + f"  ({info['format']}, {info['source']})")
+    click.echo(click.style(info.title, bold=True) + f"  ({info.source_format}, {info.source})")
     for t in turns:
-        branch = f" [branch {t['branch']}]" if t["branch"] else ""
-        when = f"  {t['timestamp']}" if t["timestamp"] else ""
-        click.echo(
-            click.style(f"\n#{t['turn']} {t['speaker'] or t['role']}{branch}{when}", bold=True)
-        )
-        click.echo(t["text"])
+        branch = f" [branch {t.branch}]" if t.branch else ""
+        when = f"  {t.timestamp}" if t.timestamp else ""
+        click.echo(click.style(f"\n#{t.index + 1} {t.speaker or t.role}{branch}{when}", bold=True))
+        click.echo(t.text)
 
 
 @cli.group()
@@ -705,7 +704,7 @@ def schedule_status(ctx: click.Context, as_json: bool, last: int) -> None:
         data = {
             "cron": memory.config.schedule.cron,
             "next_run": nxt.isoformat() if nxt else None,
-            "runs": memory.corpus.runs("nightly", limit=last),
+            "runs": [r.to_json() for r in memory.corpus.runs("nightly", limit=last)],
         }
     if as_json:
         _print_json(data)

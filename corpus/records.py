@@ -68,3 +68,134 @@ def check_tags(tags: Iterable[str]) -> tuple[str, ...]:
                 "starting with a letter or digit"
             )
     return tuple(sorted(set(tags)))
+
+
+# -- conversations: ingest's chat parsers build these, the corpus stores and returns them ----
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message. `index` is its position along its own path from the root of the chat,
+    so main-branch turns count 0, 1, 2, … and an alternate-branch turn shows where it forked.
+    `meta` is what a remembered `mem ask` turn keeps besides its text (sources, model)."""
+
+    index: int
+    role: str  # "user", "assistant", "system" or "other"
+    speaker: str
+    text: str
+    timestamp: str | None
+    turn_id: str
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class StoredTurn(Turn):
+    """A turn read back from the corpus: 0 on the main branch, n on the n-th alternate."""
+
+    branch: int = 0
+
+    def to_json(self) -> dict:
+        """The shape `mem conversations show --json` prints (turn numbers count from 1)."""
+        return {
+            "turn": self.index + 1,
+            "branch": self.branch,
+            "role": self.role,
+            "speaker": self.speaker,
+            "timestamp": self.timestamp,
+            "text": self.text,
+            "turn_id": self.turn_id,
+            "meta": self.meta,
+        }
+
+
+@dataclass(frozen=True)
+class Conversation:
+    conversation_id: str
+    title: str
+    source_format: str  # "chatgpt", "nexus", "telegram", "whatsapp", "jsonl", "mem-ask", …
+    created: str | None
+    turns: tuple[Turn, ...]
+    # Only the turns that are NOT on the main branch, one tuple per alternate leaf; a turn
+    # shared by several alternates appears once, in the first branch that reaches it.
+    branches: tuple[tuple[Turn, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class ConversationInfo:
+    """A stored conversation without its turns: what `mem conversations` lists."""
+
+    conversation_id: str
+    title: str
+    source_format: str
+    created: str | None
+    turns: int  # on the main branch
+    source: str  # the file it came from
+
+    def to_json(self) -> dict:
+        return {
+            "conversation_id": self.conversation_id,
+            "title": self.title,
+            "format": self.source_format,
+            "created": self.created,
+            "turns": self.turns,
+            "source": self.source,
+        }
+
+
+# -- what the corpus keeps of files, transcripts, runs and scores ---------------------------
+
+
+@dataclass(frozen=True)
+class DocumentState:
+    """Enough of a stored document to tell whether its file changed."""
+
+    content_hash: str
+    size: int
+    mtime: float | None
+
+
+@dataclass(frozen=True)
+class StoredTranscript:
+    model: str
+    language: str
+    language_probability: float | None  # None: stored before mem kept it (schema v4)
+    duration: float
+    segments: list[dict]  # {"start", "end", "text"}, seconds
+
+
+@dataclass(frozen=True)
+class Run:
+    """One logged run of the nightly job, a scoring, a dataset build or a distillation."""
+
+    run_id: int
+    kind: str
+    started_at: str
+    finished_at: str | None
+    outcome: str | None
+    detail: dict
+
+    def to_json(self) -> dict:
+        return {
+            "run_id": self.run_id,
+            "kind": self.kind,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "outcome": self.outcome,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class StoredScore:
+    """A novelty score as stored: distill's ItemScore plus which model and run made it."""
+
+    item_id: str
+    item_kind: str
+    novelty: float
+    duplicate_of: str | None
+    importance: float
+    signals: dict
+    minhash: bytes | None
+    model: str
+    scored_at: str
+    run_id: int | None

@@ -101,6 +101,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX document_tags_by_tag ON document_tags(tag);
     """,
+    # v5: how sure whisper was of a transcript's language; NULL for transcripts stored before.
+    """
+    ALTER TABLE transcripts ADD COLUMN language_probability REAL;
+    """,
 ]
 
 

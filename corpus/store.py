@@ -9,34 +9,23 @@ from pathlib import Path
 from typing import Protocol
 
 from mem.corpus.crashpoints import checkpoint
-from mem.corpus.records import Chunk, Document, utc_now
+from mem.corpus.records import (
+    Chunk,
+    Conversation,
+    ConversationInfo,
+    Document,
+    DocumentState,
+    Run,
+    StoredScore,
+    StoredTranscript,
+    StoredTurn,
+    utc_now,
+)
 from mem.corpus.schema import migrate
 from mem.corpus.sqlite import connect
 
 
-class TurnLike(Protocol):
-    index: int
-    role: str
-    speaker: str
-    text: str
-    timestamp: str | None
-    turn_id: str
-
-
-class ConversationLike(Protocol):
-    """What the corpus needs of a conversation (ingest's chat records fit it)."""
-
-    conversation_id: str
-    title: str
-    source_format: str
-    created: str | None
-    turns: Sequence[TurnLike]
-    branches: Sequence[Sequence[TurnLike]]
-
-
-def _upsert_conversation(
-    conn: sqlite3.Connection, source: str, conversation: ConversationLike
-) -> None:
+def _upsert_conversation(conn: sqlite3.Connection, source: str, conversation: Conversation) -> None:
     # Keyed by the export's own ids, so a newer export of the same account adds only what
     # is new; a conversation belongs to the latest file that contained it.
     conn.execute(
@@ -64,8 +53,8 @@ def _upsert_conversation(
                     turn.speaker,
                     turn.text,
                     turn.timestamp,
-                    # Optional: remembered `mem ask` turns carry sources, model and adapter.
-                    json.dumps(getattr(turn, "meta", None) or {}, ensure_ascii=False),
+                    # Remembered `mem ask` turns carry sources, model and adapter.
+                    json.dumps(turn.meta, ensure_ascii=False),
                 )
             )
     conn.executemany(
@@ -133,7 +122,7 @@ class Corpus:
         document: Document,
         chunks: Sequence[Chunk],
         mtime: float | None = None,
-        conversations: Sequence[ConversationLike] = (),
+        conversations: Sequence[Conversation] = (),
     ) -> list[str]:
         """Store a document, its chunks (and the conversations it holds) in one transaction.
         Its tags are added to the ones it had: a changed file keeps its tags.
@@ -193,39 +182,40 @@ class Corpus:
         new_ids = {c.chunk_id for c in chunks}
         return [i for i in old if i not in new_ids]
 
-    def conversations(self) -> list[dict]:
+    def conversations(self) -> list[ConversationInfo]:
         rows = self._conn.execute(
             "SELECT c.*, (SELECT count(*) FROM turns t WHERE t.conversation_id = c.conversation_id"
             " AND t.branch = 0) AS n FROM conversations c ORDER BY c.created, c.title"
         ).fetchall()
         return [
-            {
-                "conversation_id": r["conversation_id"],
-                "title": r["title"],
-                "format": r["source_format"],
-                "created": r["created"],
-                "turns": r["n"],
-                "source": r["source"],
-            }
+            ConversationInfo(
+                conversation_id=r["conversation_id"],
+                title=r["title"],
+                source_format=r["source_format"],
+                created=r["created"],
+                turns=r["n"],
+                source=r["source"],
+            )
             for r in rows
         ]
 
-    def conversation_turns(self, conversation_id: str) -> list[dict]:
+    def conversation_turns(self, conversation_id: str) -> list[StoredTurn]:
+        """Main branch first, then each alternate, in order along each."""
         rows = self._conn.execute(
             "SELECT * FROM turns WHERE conversation_id = ? ORDER BY branch, position",
             (conversation_id,),
         )
         return [
-            {
-                "turn": r["position"] + 1,
-                "branch": r["branch"],
-                "role": r["role"],
-                "speaker": r["speaker"],
-                "timestamp": r["timestamp"],
-                "text": r["text"],
-                "turn_id": r["turn_id"],
-                "meta": json.loads(r["meta"]),
-            }
+            StoredTurn(
+                index=r["position"],
+                role=r["role"],
+                speaker=r["speaker"],
+                text=r["text"],
+                timestamp=r["timestamp"],
+                turn_id=r["turn_id"],
+                meta=json.loads(r["meta"]),
+                branch=r["branch"],
+            )
             for r in rows
         ]
 
@@ -236,17 +226,24 @@ class Corpus:
         )
         return [r[0] for r in rows]
 
-    def save_transcript(
-        self, content_hash: str, model: str, language: str, duration: float, segments: list
-    ) -> None:
+    def save_transcript(self, content_hash: str, transcript: StoredTranscript) -> None:
         conn = self._write()
         conn.execute(
-            "INSERT OR REPLACE INTO transcripts VALUES (?, ?, ?, ?, ?, ?)",
-            (content_hash, model, language, duration, json.dumps(segments), utc_now()),
+            "INSERT OR REPLACE INTO transcripts(content_hash, model, language, duration,"
+            " segments, created_at, language_probability) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                content_hash,
+                transcript.model,
+                transcript.language,
+                transcript.duration,
+                json.dumps(transcript.segments, ensure_ascii=False),
+                utc_now(),
+                transcript.language_probability,
+            ),
         )
         conn.execute("COMMIT")
 
-    def transcript(self, content_hash: str, model: str | None = None) -> dict | None:
+    def transcript(self, content_hash: str, model: str | None = None) -> StoredTranscript | None:
         """A stored transcript of this audio (by the given model, else the newest)."""
         query = "SELECT * FROM transcripts WHERE content_hash = ?"
         args: tuple = (content_hash,)
@@ -256,12 +253,13 @@ class Corpus:
         row = self._conn.execute(query + " ORDER BY created_at DESC LIMIT 1", args).fetchone()
         if row is None:
             return None
-        return {
-            "model": row["model"],
-            "language": row["language"],
-            "duration": row["duration"],
-            "segments": json.loads(row["segments"]),
-        }
+        return StoredTranscript(
+            model=row["model"],
+            language=row["language"],
+            language_probability=row["language_probability"],
+            duration=row["duration"],
+            segments=json.loads(row["segments"]),
+        )
 
     def touch_document(self, source: str, mtime: float | None) -> None:
         """Record a new mtime for a file whose content did not change."""
@@ -307,12 +305,11 @@ class Corpus:
 
     # -- reading -------------------------------------------------------------------------
 
-    def document_state(self, source: str) -> tuple[str, int, float | None] | None:
-        """(content hash, size, mtime) of a stored document, or None."""
+    def document_state(self, source: str) -> DocumentState | None:
         row = self._conn.execute(
             "SELECT content_hash, size, mtime FROM documents WHERE source = ?", (source,)
         ).fetchone()
-        return (row[0], row[1], row[2]) if row else None
+        return DocumentState(row[0], row[1], row[2]) if row else None
 
     def documents(self) -> list[Document]:
         rows = self._conn.execute(
@@ -409,13 +406,13 @@ class Corpus:
             (utc_now(), outcome, json.dumps(detail, ensure_ascii=False), run_id),
         )
 
-    def runs(self, kind: str | None = None, limit: int = 20) -> list[dict]:
+    def runs(self, kind: str | None = None, limit: int = 20) -> list[Run]:
         """Most recent first."""
         where, args = ("WHERE kind = ?", [kind]) if kind else ("", [])
         rows = self._conn.execute(
             f"SELECT * FROM runs {where} ORDER BY run_id DESC LIMIT ?", (*args, limit)
         ).fetchall()
-        return [{**dict(row), "detail": json.loads(row["detail"])} for row in rows]
+        return [Run(**{**dict(row), "detail": json.loads(row["detail"])}) for row in rows]
 
     # -- novelty scores (the distill stage writes and reads these) ------------------------
 
@@ -457,7 +454,7 @@ class Corpus:
             conn.execute("ROLLBACK")
             raise
 
-    def scores(self, item_kind: str = "chunk", model: str | None = None) -> list[dict]:
+    def scores(self, item_kind: str = "chunk", model: str | None = None) -> list[StoredScore]:
         """Stored scores of existing items (of one model, if given), oldest scoring first."""
         query = "SELECT s.* FROM scores s WHERE s.item_kind = ?"
         args: list = [item_kind]
@@ -467,7 +464,7 @@ class Corpus:
             query += " AND s.model = ?"
             args.append(model)
         rows = self._conn.execute(query + " ORDER BY s.run_id, s.item_id", args)
-        return [{**dict(r), "signals": json.loads(r["signals"])} for r in rows]
+        return [StoredScore(**{**dict(r), "signals": json.loads(r["signals"])}) for r in rows]
 
     def close(self) -> None:
         self._conn.close()

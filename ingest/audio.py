@@ -71,7 +71,7 @@ class Segment:
 @dataclass(frozen=True)
 class Transcript:
     language: str
-    language_probability: float
+    language_probability: float | None  # None for a transcript stored before mem kept it
     duration: float
     segments: tuple[Segment, ...]
     model: str

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mem.corpus import Corpus, Document
-from mem.corpus.records import check_tags
+from mem.corpus.records import ConversationInfo, StoredTurn, check_tags
 from mem.index import Index
 from mem.index.vectors import ChromaServer
 from mem.ingest.audio import Segment, TranscribeOptions, Transcript
@@ -163,16 +163,16 @@ class Memory:
 
         return ChatSession(self, settings or AskSettings(), k)
 
-    def conversations(self) -> list[dict]:
+    def conversations(self) -> list[ConversationInfo]:
         return self.corpus.conversations()
 
-    def conversation(self, conversation_id: str) -> tuple[dict, list[dict]]:
+    def conversation(self, conversation_id: str) -> tuple[ConversationInfo, list[StoredTurn]]:
         """One conversation and its turns; an unambiguous id prefix is enough."""
         matches = self.corpus.find_conversations(conversation_id)
         if len(matches) != 1:
             found = "no" if not matches else f"{len(matches)}"
             raise KeyError(f"{found} conversations match {conversation_id!r}")
-        info = next(c for c in self.corpus.conversations() if c["conversation_id"] == matches[0])
+        info = next(c for c in self.corpus.conversations() if c.conversation_id == matches[0])
         return info, self.corpus.conversation_turns(matches[0])
 
     def transcript(self, path: str | os.PathLike) -> Transcript:
@@ -184,8 +184,10 @@ class Memory:
         stored = self.corpus.transcript(content_hash)
         if stored is None:
             raise KeyError(f"no transcript of {path}; run `mem ingest {path}` first")
-        segments = tuple(Segment(s["start"], s["end"], s["text"]) for s in stored["segments"])
-        return Transcript(stored["language"], 1.0, stored["duration"], segments, stored["model"])
+        segments = tuple(Segment(s["start"], s["end"], s["text"]) for s in stored.segments)
+        return Transcript(
+            stored.language, stored.language_probability, stored.duration, segments, stored.model
+        )
 
     def documents(self) -> list[Document]:
         return self.corpus.documents()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mem.corpus import Chunk
-from mem.corpus.records import check_tags
+from mem.corpus.records import Run, StoredScore, StoredTurn, check_tags
 from mem.distill import minhash
 from mem.distill.records import Example, Item, ItemScore, SourceItem
 from mem.distill.selection import Selection, SelectionSettings, rejection, select
@@ -53,7 +53,7 @@ class _Turns:
 
     def __init__(self, memory: Memory) -> None:
         self._corpus = memory.corpus
-        self._cache: dict[str, list[dict]] = {}
+        self._cache: dict[str, list[StoredTurn]] = {}
 
     def __call__(self, chunk: Chunk) -> tuple[tuple[str, str], ...]:
         conversation = chunk.meta.get("conversation_id")
@@ -64,9 +64,9 @@ class _Turns:
         first, last = chunk.meta.get("turns", [0, 0])
         branch = chunk.meta.get("branch", 0)
         return tuple(
-            (t["role"], t["text"])
+            (t.role, t.text)
             for t in self._cache[conversation]
-            if t["branch"] == branch and first <= t["turn"] <= last and t["text"].strip()
+            if t.branch == branch and first <= t.index + 1 <= last and t.text.strip()
         )
 
 
@@ -95,7 +95,7 @@ def score_novelty(memory: Memory) -> dict:
     """
     started = time.perf_counter()
     corpus, model = memory.corpus, memory.config.embedding.model
-    stored = {s["item_id"]: s for s in corpus.scores("chunk", model)}
+    stored = {s.item_id: s for s in corpus.scores("chunk", model)}
     chunks = list(corpus.iter_chunks())
     targets = [n for n, c in enumerate(chunks) if c.chunk_id not in stored]
     detail: dict = {"model": model, "items": len(chunks), "scored": len(targets)}
@@ -114,9 +114,9 @@ def score_novelty(memory: Memory) -> dict:
         for n, c in enumerate(chunks)
     ]
     signatures = {
-        n: minhash.from_bytes(stored[c.chunk_id]["minhash"])
+        n: minhash.from_bytes(stored[c.chunk_id].minhash)
         for n, c in enumerate(chunks)
-        if c.chunk_id in stored and stored[c.chunk_id]["minhash"]
+        if c.chunk_id in stored and stored[c.chunk_id].minhash
     }
     fetched = time.perf_counter()
     vectors = _vectors(memory, chunks)
@@ -151,44 +151,44 @@ def selection_settings(memory: Memory, min_novelty: float | None = None) -> Sele
     )
 
 
-def _as_score(row: dict) -> ItemScore:
+def _as_score(row: StoredScore) -> ItemScore:
     return ItemScore(
-        item_id=row["item_id"],
-        novelty=row["novelty"],
-        duplicate_of=row["duplicate_of"],
-        importance=row["importance"],
-        signals=row["signals"],
-        item_kind=row["item_kind"],
+        item_id=row.item_id,
+        novelty=row.novelty,
+        duplicate_of=row.duplicate_of,
+        importance=row.importance,
+        signals=row.signals,
+        item_kind=row.item_kind,
     )
 
 
-def last_build(memory: Memory, tag: str | None = None) -> dict | None:
+def last_build(memory: Memory, tag: str | None = None) -> Run | None:
     """The newest successful dataset build of the core (tag None) or of one tag's material
     (its detail holds `scored_through`): a domain build leaves the core's "new" alone."""
     for run in memory.corpus.runs("dataset", limit=200):
-        if run["outcome"] == "ok" and run["detail"].get("tag") == tag:
+        if run.outcome == "ok" and run.detail.get("tag") == tag:
             return run
     return None
 
 
 def fresh_and_older(
     memory: Memory, since: str | None = None, tag: str | None = None
-) -> tuple[list[dict], list[dict]]:
+) -> tuple[list[StoredScore], list[StoredScore]]:
     """Scored items since the last dataset build (or ingested on/after `since`), and the rest;
     with `tag`, only chunks of documents carrying that tag, new since that tag's last build."""
     rows = memory.corpus.scores("chunk", memory.config.embedding.model)
     if tag is not None:
         tagged = memory.corpus.tagged_chunk_ids(tag)
-        rows = [r for r in rows if r["item_id"] in tagged]
+        rows = [r for r in rows if r.item_id in tagged]
     if since:
         stamps = memory.corpus.chunk_stamps()
-        fresh = [r for r in rows if stamps.get(r["item_id"], "") >= since]
+        fresh = [r for r in rows if stamps.get(r.item_id, "") >= since]
     else:
         build = last_build(memory, tag)
-        through = build["detail"].get("scored_through", 0) if build else 0
-        fresh = [r for r in rows if (r["run_id"] or 0) > through]
-    ids = {r["item_id"] for r in fresh}
-    return fresh, [r for r in rows if r["item_id"] not in ids]
+        through = build.detail.get("scored_through", 0) if build else 0
+        fresh = [r for r in rows if (r.run_id or 0) > through]
+    ids = {r.item_id for r in fresh}
+    return fresh, [r for r in rows if r.item_id not in ids]
 
 
 def distillable_count(memory: Memory) -> int:
@@ -379,7 +379,7 @@ def build(
         items = source_items(memory, selection)
         generator = make_generator(d.teacher, lambda: llm_teacher(memory))
         counter = load_token_counter(d.base_model, models_dir() / "tokenizers")
-        scored_through = max((r["run_id"] or 0 for r in fresh_rows + older_rows), default=0)
+        scored_through = max((r.run_id or 0 for r in fresh_rows + older_rows), default=0)
         bar = None
         if progress:
             from tqdm import tqdm

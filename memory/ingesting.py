@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mem.corpus import Chunk, Corpus, Document
 from mem.corpus.crashpoints import checkpoint
-from mem.corpus.records import make_chunk_id, utc_now
+from mem.corpus.records import StoredTranscript, make_chunk_id, utc_now
 from mem.index import Index
 from mem.ingest import ReadResult, UnsupportedFile, read_file
 from mem.ingest.audio import VIDEO_EXTENSIONS, AudioError, TranscribeOptions, is_media_file
@@ -190,7 +190,7 @@ class IngestRun:
         try:
             stat = path.stat()
             state = self.corpus.document_state(source)
-            if state and state[1] == stat.st_size and state[2] == stat.st_mtime:
+            if state and state.size == stat.st_size and state.mtime == stat.st_mtime:
                 self.corpus.tag_document(source, self.tags)
                 self.report.unchanged.append(source)
                 return False
@@ -204,7 +204,11 @@ class IngestRun:
             else:
                 data = path.read_bytes()
                 content_hash = hashlib.sha256(data).hexdigest()
-            if state and state[0] == content_hash and not (media and self.media.retranscribe):
+            if (
+                state
+                and state.content_hash == content_hash
+                and not (media and self.media.retranscribe)
+            ):
                 self.corpus.touch_document(source, stat.st_mtime)
                 self.corpus.tag_document(source, self.tags)
                 self.report.unchanged.append(source)
@@ -313,11 +317,15 @@ class IngestRun:
                 for s in transcript.segments
             ]
             # Stored at once: an interrupted ingest later reuses it instead of redoing the work.
-            self.corpus.save_transcript(
-                content_hash, options.model, transcript.language, transcript.duration, segments
+            stored = StoredTranscript(
+                options.model,
+                transcript.language,
+                transcript.language_probability,
+                transcript.duration,
+                segments,
             )
-            stored = {"segments": segments, "language": transcript.language}
-        pieces = media_pieces(path.name, stored["segments"], stored["language"], self.chunking)
+            self.corpus.save_transcript(content_hash, stored)
+        pieces = media_pieces(path.name, stored.segments, stored.language, self.chunking)
         if not pieces:
             raise AudioError(f"{path.name}: no speech found")
         kind = "video" if path.suffix.lower() in VIDEO_EXTENSIONS else "audio"

@@ -13,12 +13,10 @@ per session for `mem chat`, because there the turns do depend on each other.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from mem.corpus.records import Chunk, Document, make_chunk_id, utc_now
+from mem.corpus.records import Chunk, Conversation, Document, Turn, make_chunk_id, utc_now
 from mem.ingest.chunking import ChunkingOptions
 from mem.ingest.conversations import chunk_turns, turn_locator
 from mem.memory.records import Answer
@@ -28,34 +26,6 @@ if TYPE_CHECKING:
 
 ASK_FORMAT = "mem-ask"
 CHAT_FORMAT = "mem-chat"
-
-
-@dataclass(frozen=True)
-class RememberedTurn:
-    """A turn as the corpus and the turn chunker read it, with the exchange's metadata."""
-
-    index: int
-    role: str
-    speaker: str
-    text: str
-    timestamp: str | None
-    turn_id: str
-    meta: dict = field(default_factory=dict, compare=False, hash=False)
-
-
-@dataclass(frozen=True)
-class RememberedConversation:
-    conversation_id: str
-    title: str
-    source_format: str
-    created: str | None
-    turns: tuple[RememberedTurn, ...]
-    branches: tuple = ()
-
-    @property
-    def source(self) -> str:
-        """The "path as ingested" that citations of these turns show (mem-ask:2025-03-01)."""
-        return self.conversation_id
 
 
 def ask_conversation_id(day: str | None = None) -> str:
@@ -79,25 +49,9 @@ def exchange_meta(answer: Answer) -> dict:
     }
 
 
-def _turns_from_rows(conversation_id: str, rows: Sequence[dict]) -> list[RememberedTurn]:
-    return [
-        RememberedTurn(
-            index=r["turn"] - 1,
-            role=r["role"],
-            speaker=r["speaker"],
-            text=r["text"],
-            timestamp=r["timestamp"],
-            turn_id=r["turn_id"],
-            meta=r.get("meta") or {},
-        )
-        for r in rows
-        if r["branch"] == 0
-    ]
-
-
 def remember(
     memory: Memory, conversation_id: str, answer: Answer, chunking: ChunkingOptions
-) -> RememberedConversation:
+) -> Conversation:
     """Append one exchange (question + answer) to a conversation; store, chunk and index it.
 
     The caller holds the writer lock. The whole conversation is re-chunked: turns are packed
@@ -106,12 +60,13 @@ def remember(
     """
     corpus, index = memory.corpus, memory.index
     kind = conversation_id.split(":", 1)[0]
-    turns = _turns_from_rows(conversation_id, corpus.conversation_turns(conversation_id))
+    stored = corpus.conversation_turns(conversation_id)
+    turns: list[Turn] = [t for t in stored if t.branch == 0]
     now = utc_now()
     n = len(turns)
     turns += [
-        RememberedTurn(n, "user", "", answer.question, now, f"{conversation_id}:{n}"),
-        RememberedTurn(
+        Turn(n, "user", "", answer.question, now, f"{conversation_id}:{n}"),
+        Turn(
             n + 1,
             "assistant",
             "",
@@ -123,13 +78,11 @@ def remember(
     ]
     label = conversation_id.split(":", 1)[1]
     title = f"mem ask {label}" if kind == ASK_FORMAT else f"mem chat {label}"
-    conversation = RememberedConversation(
-        conversation_id, title, kind, turns[0].timestamp, tuple(turns)
-    )
-    source = conversation.source
+    conversation = Conversation(conversation_id, title, kind, turns[0].timestamp, tuple(turns))
+    source = conversation_id  # the "path as ingested" its citations show (mem-ask:2025-03-01)
     scope = f"conversation:{conversation_id}"
     chunks = []
-    for span in chunk_turns(turns, chunking):  # type: ignore[arg-type]
+    for span in chunk_turns(turns, chunking):
         position = span.first
         chunks.append(
             Chunk(

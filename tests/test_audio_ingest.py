@@ -70,6 +70,7 @@ def test_lecture_is_transcribed_once_and_cited_by_time(
     code, out, _ = run(home, "transcript", str(lecture), "--json")
     segments = json.loads(out)["segments"]
     assert json.loads(out)["language"] == "en"
+    assert 0.5 < json.loads(out)["language_probability"] < 1.0  # whisper's, as it said it
     b = next(s for s in segments if "photosynthesis" in s["text"].lower())
     speech_a = subprocess.run(
         ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",

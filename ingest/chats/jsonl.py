@@ -124,7 +124,7 @@ def _conversation(messages: list[Any], name: str, own_id: Any, title: Any) -> Co
     conversation_id = str(own_id) if own_id else stable_hash("jsonl", PurePath(name).name, opening)
     turn_ids = TurnIds(conversation_id)
     turns = tuple(
-        Turn(i, role, _SPEAKERS[role], text, ts, mid or turn_ids(ts, role, text))  # type: ignore[arg-type]
+        Turn(i, role, _SPEAKERS[role], text, ts, mid or turn_ids(ts, role, text))
         for i, (role, text, ts, mid) in enumerate(drafts)
     )
     return Conversation(

@@ -6,41 +6,15 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
 
+# The corpus owns the chat records, so a parsed chat is stored as it is; re-exported here.
+from mem.corpus.records import Conversation as Conversation
+from mem.corpus.records import Turn as Turn
 from mem.corpus.records import format_utc
-
-Role = Literal["user", "assistant", "system", "other"]
-SourceFormat = Literal["chatgpt", "nexus", "telegram", "whatsapp", "jsonl"]
 
 
 class ChatParseError(Exception):
     """A chat file that cannot be read at all; the message names the file and the problem."""
-
-
-@dataclass(frozen=True)
-class Turn:
-    """One message. `index` is its position along its own path from the root of the chat,
-    so main-branch turns count 0, 1, 2, … and an alternate-branch turn shows where it forked."""
-
-    index: int
-    role: Role
-    speaker: str
-    text: str
-    timestamp: str | None
-    turn_id: str
-
-
-@dataclass(frozen=True)
-class Conversation:
-    conversation_id: str
-    title: str
-    source_format: SourceFormat
-    created: str | None
-    turns: tuple[Turn, ...]
-    # Only the turns that are NOT on the main branch, one tuple per alternate leaf; a turn
-    # shared by several alternates appears once, in the first branch that reaches it.
-    branches: tuple[tuple[Turn, ...], ...] = ()
 
 
 @dataclass

@@ -93,7 +93,7 @@ def parse_nexus(data: bytes, name: str) -> ChatParseResult:
         timestamp = _timestamp(stamp, day_first, offset)
         speaker = _repair(draft.speaker)
         turn_id = draft.uid or turn_ids(timestamp, speaker, body)
-        turns.append(Turn(len(turns), draft.role, speaker, body, timestamp, turn_id))  # type: ignore[arg-type]
+        turns.append(Turn(len(turns), draft.role, speaker, body, timestamp, turn_id))
     created = iso_from_string(front.get("create_time")) or (turns[0].timestamp if turns else None)
     conversation = Conversation(
         conversation_id=conversation_id,
