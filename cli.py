@@ -14,7 +14,7 @@ from mem import __version__
 # The choices the CLI offers come from the registries that build them (light modules).
 from mem.adapters.export import FORMATS as ADAPTER_FORMATS
 from mem.distill.export import FORMATS as DATASET_FORMATS
-from mem.memory.llm import BACKENDS
+from mem.memory.answering.llm import BACKENDS
 
 # Exit codes, stated once: scripts branch on them.
 EXIT_OK = 0
@@ -209,7 +209,7 @@ def _llm_options(command):
 
 
 def _ask_settings(backend, model, adapter, domains, no_remember, max_tokens):
-    from mem.memory.answering import AskSettings
+    from mem.memory.answering.ask import AskSettings
 
     remember = False if no_remember else None
     return AskSettings(backend, model, adapter, remember, max_tokens, domains=domains)
@@ -268,7 +268,7 @@ def ask(
     The answer streams as it is written, then the numbered sources follow. The exchange is
     remembered (a conversation "mem ask DATE"), so later questions can find it.
     """
-    from mem.memory.llm import LLMError
+    from mem.memory.answering.llm import LLMError
 
     memory = _open_memory(ctx)
     settings = _ask_settings(backend, model, adapter, domains, no_remember, max_tokens)
@@ -313,7 +313,7 @@ def chat(
     Reads questions from stdin (a terminal or a pipe) until EOF or "exit". Every turn
     retrieves its own sources; the whole session is stored as one conversation.
     """
-    from mem.memory.llm import LLMError
+    from mem.memory.answering.llm import LLMError
 
     memory = _open_memory(ctx)
     interactive = sys.stdin.isatty()
@@ -403,8 +403,8 @@ def doctor(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     and re-index what is missing. Exit 0 when healthy or repaired, 1 when something is
     still wrong (or, with --dry-run, when something would need repair).
     """
-    from mem.memory.doctor import run_doctor
     from mem.memory.lock import LockTimeout
+    from mem.memory.operations.doctor import run_doctor
 
     try:
         report = run_doctor(ctx.obj["home"], dry_run=dry_run)
@@ -443,9 +443,9 @@ def backup(ctx: click.Context, out: str, no_index: bool, as_json: bool) -> None:
     SQLite snapshots (WAL-safe) of the corpus, lexical index and embedding cache, Chroma's
     files, config, adapters and datasets, with a manifest of counts and checksums.
     """
-    from mem.memory.backup import BackupError
-    from mem.memory.backup import backup as run_backup
     from mem.memory.lock import LockTimeout
+    from mem.memory.operations.backup import BackupError
+    from mem.memory.operations.backup import backup as run_backup
 
     try:
         report = run_backup(ctx.obj["home"], out, index=not no_index)
@@ -472,9 +472,9 @@ def restore(ctx: click.Context, source: str, force: bool, as_json: bool) -> None
     Checksums are verified first; afterwards the corpus and indexes are checked to agree
     (and rebuilt from the corpus when the backup left the index out).
     """
-    from mem.memory.backup import BackupError
-    from mem.memory.backup import restore as run_restore
     from mem.memory.lock import LockTimeout
+    from mem.memory.operations.backup import BackupError
+    from mem.memory.operations.backup import restore as run_restore
 
     try:
         report = run_restore(source, ctx.obj["home"], force=force)
@@ -508,7 +508,7 @@ def index_group() -> None:
 def _transfer(ctx: click.Context, direction: str, url, as_json: bool, quiet: bool) -> None:
     from mem.memory.config import ConfigError
     from mem.memory.lock import LockTimeout
-    from mem.memory.migrating import MigrationError, transfer
+    from mem.memory.operations.migrating import MigrationError, transfer
 
     with _fatal_on(MigrationError, LockTimeout, ConfigError):
         report = transfer(ctx.obj["home"], direction, url, progress=not quiet)
@@ -659,7 +659,7 @@ def schedule_start(ctx: click.Context) -> None:
     A run missed while the machine slept (or while this was not running) happens once
     when it wakes up, never several times.
     """
-    from mem.memory.scheduler import run_forever
+    from mem.memory.schedule.scheduler import run_forever
 
     memory = _open_memory(ctx)
     _setup_job_logging(memory.home)
@@ -676,7 +676,7 @@ def schedule_start(ctx: click.Context) -> None:
 @click.pass_context
 def schedule_run_now(ctx: click.Context, as_json: bool) -> None:
     """Run the nightly job once, now (exit 1 if it failed, 0 if done or skipped)."""
-    from mem.memory.nightly import run_nightly
+    from mem.memory.schedule.nightly import run_nightly
 
     with _open_memory(ctx) as memory:
         _setup_job_logging(memory.home)
@@ -697,7 +697,7 @@ def schedule_run_now(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def schedule_status(ctx: click.Context, as_json: bool, last: int) -> None:
     """When the job runs next and how its last runs went."""
-    from mem.memory.scheduler import next_run_time
+    from mem.memory.schedule.scheduler import next_run_time
 
     with _open_memory(ctx) as memory:
         nxt = next_run_time(memory.home)
@@ -720,7 +720,7 @@ def schedule_status(ctx: click.Context, as_json: bool, last: int) -> None:
 @click.pass_context
 def schedule_install(ctx: click.Context, write: bool) -> None:
     """Print (or write) a systemd user timer and a crontab line that run the job."""
-    from mem.memory.scheduler import install_instructions, write_systemd_units
+    from mem.memory.schedule.scheduler import install_instructions, write_systemd_units
 
     with _open_memory(ctx) as memory:
         home, cron = memory.home, memory.config.schedule.cron

@@ -60,8 +60,8 @@ def run_one(model: str, lang: str, count: int, k: int, max_tokens: int) -> dict:
     from mem.adapters.evaluate import normalize, token_f1
     from mem.index.language import detect_language
     from mem.memory import Memory
-    from mem.memory.answering import Answerer, AskSettings
-    from mem.memory.llm import GenerationOptions
+    from mem.memory.answering.ask import Answerer, AskSettings
+    from mem.memory.answering.llm import GenerationOptions
 
     home = OUT / f"answer-quality-{lang}"
     _, questions = xquad(lang)

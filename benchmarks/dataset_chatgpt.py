@@ -93,7 +93,7 @@ def main() -> None:
 
 def run(home: Path) -> None:
     from mem.memory import Memory
-    from mem.memory.distilling import score_novelty
+    from mem.memory.distilling.datasets import score_novelty
 
     with Memory(home) as memory:
         status = memory.status()

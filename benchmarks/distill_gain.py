@@ -98,7 +98,7 @@ def main() -> None:
     from mem.adapters.registry import Registry
     from mem.adapters.train import LoraOptions, cpu_dtype
     from mem.memory import Memory
-    from mem.memory.adapting import rag_messages
+    from mem.memory.distilling.training import rag_messages
 
     paragraphs, all_questions = xquad(args.lang)
     chosen = paragraphs[: args.paragraphs]

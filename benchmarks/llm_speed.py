@@ -72,10 +72,10 @@ def main() -> None:
     import llama_cpp
 
     from mem.memory import Memory
-    from mem.memory.answering import AskSettings
+    from mem.memory.answering.ask import AskSettings
+    from mem.memory.answering.llm import GenerationOptions, LocalBackend, resolve_gguf
+    from mem.memory.answering.prompting import build_messages
     from mem.memory.config import LLMSection
-    from mem.memory.llm import GenerationOptions, LocalBackend, resolve_gguf
-    from mem.memory.prompting import build_messages
 
     model = args.model or LLMSection().model
     home = OUT / "llm-speed-home"

@@ -19,7 +19,7 @@ from mem.memory.lock import writer_lock
 from mem.memory.records import Answer, IngestReport, Source
 
 if TYPE_CHECKING:
-    from mem.memory.answering import AskSettings, ChatSession
+    from mem.memory.answering.ask import AskSettings, ChatSession
 
 
 def _offline_by_default(config: Config) -> None:
@@ -153,13 +153,13 @@ class Memory:
         if not llm:
             sources = self.retrieve(question, k)
             return Answer(question=question, answer=None, sources=tuple(sources))
-        from mem.memory.answering import AskSettings, ask
+        from mem.memory.answering.ask import AskSettings, ask
 
         return ask(self, question, k, settings or AskSettings(), on_token)
 
     def chat(self, settings: AskSettings | None = None, k: int | None = None) -> ChatSession:
         """An interactive session (`mem chat`): its turns are stored as one conversation."""
-        from mem.memory.answering import AskSettings, ChatSession
+        from mem.memory.answering.ask import AskSettings, ChatSession
 
         return ChatSession(self, settings or AskSettings(), k)
 
@@ -192,23 +192,23 @@ class Memory:
     def documents(self) -> list[Document]:
         return self.corpus.documents()
 
-    # -- distillation data (memory/distilling.py does the work) ----------------------------
+    # -- distillation data (memory/distilling/datasets.py does the work) ---------------------
 
     def score_novelty(self) -> dict:
         """Score chunks not scored yet; the caller holds the writer lock (the nightly job)."""
-        from mem.memory.distilling import score_novelty
+        from mem.memory.distilling.datasets import score_novelty
 
         return score_novelty(self)
 
     def distillable_count(self) -> int:
         """New items since the last dataset build that would be distilled."""
-        from mem.memory.distilling import distillable_count
+        from mem.memory.distilling.datasets import distillable_count
 
         return distillable_count(self)
 
     def novelty(self, since: str | None = None, top: int = 20, min_novelty: float | None = None):
         """Score what is new, and report what the next dataset would take, and why."""
-        from mem.memory.distilling import novelty_report
+        from mem.memory.distilling.datasets import novelty_report
 
         with writer_lock(self.home, "mem novelty"):
             return novelty_report(self, since, top, min_novelty)
@@ -222,7 +222,7 @@ class Memory:
     ):
         """Score, select and write an SFT set to <home>/datasets/<id>/ (caller holds the lock);
         with `tag`, from the material of documents tagged so only (a domain's dataset)."""
-        from mem.memory.distilling import build
+        from mem.memory.distilling.datasets import build
 
         return build(self, since, min_novelty, progress, tag)
 
@@ -236,12 +236,12 @@ class Memory:
         tag: str | None = None,
     ) -> dict:
         """Build a dataset and write it in `fmt` (alpaca, sharegpt, openai) to `out`."""
-        from mem.memory.distilling import export
+        from mem.memory.distilling.datasets import export
 
         with writer_lock(self.home, "mem export-dataset"):
             return export(self, fmt, Path(out), since, min_novelty, progress, tag)
 
-    # -- adapters (memory/adapting.py connects mem.adapters) -------------------------------
+    # -- adapters (memory/distilling/training.py connects mem.adapters) ----------------------
 
     def distill(
         self,
@@ -257,18 +257,18 @@ class Memory:
         `domain` trains the adapter of that name beside core-self; with dataset="new" its
         dataset is built from the material tagged `domain` (`mem ingest --tag`).
         """
-        from mem.memory.adapting import distill
+        from mem.memory.distilling.training import distill
 
         return distill(self, dataset, steps, epochs, domain, resume, progress)
 
     def adapters(self, name: str | None = None):
         """The registry of one adapter name (default core-self)."""
-        from mem.memory.adapting import registry
+        from mem.memory.distilling.training import registry
 
         return registry(self, name)
 
     def export_adapter(self, version: str, fmt: str, out: str | os.PathLike, name=None):
-        from mem.memory.adapting import export_adapter
+        from mem.memory.distilling.training import export_adapter
 
         return export_adapter(self, version, fmt, Path(out), name)
 

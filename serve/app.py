@@ -115,7 +115,7 @@ def build_app(
     routes: list = []
 
     async def chat_completions(request: Request) -> Response:
-        from mem.memory.llm import LLMError
+        from mem.memory.answering.llm import LLMError
 
         data = await _body(request)
         question = _last_user_message(data.get("messages"))

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from mem.memory import Answer, Memory
-from mem.memory.answering import AskSettings
+from mem.memory.answering.ask import AskSettings
 from mem.memory.records import IngestReport
 
 # The id a client may send as `model` for "whatever `mem ask` would use".
@@ -245,7 +245,7 @@ class Service:
 
     def _backend(self, settings: AskSettings):
         """The loaded backend for these settings, loaded once per process."""
-        from mem.memory.llm import load_backend
+        from mem.memory.answering.llm import load_backend
 
         key = (settings.backend, settings.model, settings.adapter, settings.domains)
         with self._backends_lock:
@@ -272,7 +272,7 @@ class Service:
     ) -> Answer:
         """One `mem ask` with the model a client named; the exchange is remembered as
         `mem ask` remembers it. Raises ServiceError, or LLMError when the model fails."""
-        from mem.memory.answering import ask
+        from mem.memory.answering.ask import ask
 
         if not question.strip():
             raise ServiceError("there is no user message to answer")
@@ -301,8 +301,8 @@ class Service:
     def remember(self, text: str, title: str = "", reply: str = "") -> dict:
         """A note (text alone), or a conversation turn (text and the reply to it), stored
         and indexed at once so the next search finds it."""
+        from mem.memory.answering.remember import ask_conversation_id, remember, remember_note
         from mem.memory.lock import writer_lock
-        from mem.memory.remember import ask_conversation_id, remember, remember_note
 
         if not text.strip():
             raise ServiceError("nothing to remember: the text is empty")

@@ -47,7 +47,7 @@ def build_mcp(service: Service):
         """Answer a question from memory, citing sources as [1], [2]… (the numbered sources
         come back with it). `model`: an id from mem's /v1/models; empty is the default.
         The exchange is remembered, as `mem ask` remembers it."""
-        from mem.memory.llm import LLMError
+        from mem.memory.answering.llm import LLMError
 
         try:
             answer = checked(service.ask, question, model or None, max(1, min(k, 100)))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from homes import make_home, run_mem
 
-from mem.memory.prompting import answer_language, attribute, verify_citations
+from mem.memory.answering.prompting import answer_language, attribute, verify_citations
 from mem.memory.records import Source
 
 NOTES = {

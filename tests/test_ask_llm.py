@@ -21,8 +21,8 @@ from processes import free_port, spawn
 
 from mem.cli import EXIT_FATAL, cli
 from mem.memory import Memory
-from mem.memory.answering import AskSettings
-from mem.memory.llm import GenerationOptions, packaged_gguf
+from mem.memory.answering.ask import AskSettings
+from mem.memory.answering.llm import GenerationOptions, packaged_gguf
 
 pytestmark = pytest.mark.model
 

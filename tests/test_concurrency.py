@@ -53,7 +53,7 @@ print(json.dumps({"runs": runs, "failures": failures}))
 
 def test_two_ingests_and_asks_at_once(tmp_path: Path) -> None:
     from mem.memory import Memory
-    from mem.memory.doctor import check_agreement
+    from mem.memory.operations.doctor import check_agreement
 
     for name, text in FACTS.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)

@@ -123,7 +123,7 @@ def test_kill_minus_nine_at_many_points_then_rerun_agrees(tmp_path: Path) -> Non
 def _state(home: Path) -> dict:
     """Everything that must agree, read back through the library (in a child)."""
     from mem.memory import Memory
-    from mem.memory.doctor import check_agreement, expected_sentences
+    from mem.memory.operations.doctor import check_agreement, expected_sentences
 
     with Memory(home) as memory:
         chunk_ids = memory.corpus.chunk_ids()
@@ -362,7 +362,7 @@ def test_doctor_finds_and_repairs_a_damaged_home(damaged_home: Path) -> None:
     import numpy as np
 
     from mem.memory import Memory
-    from mem.memory.doctor import check_agreement
+    from mem.memory.operations.doctor import check_agreement
 
     home = damaged_home
     code, report, _ = run_mem(home, "doctor", "--json")

@@ -357,7 +357,7 @@ def test_llm_teacher_hook_uses_the_configured_backend(tmp_path: Path) -> None:
     quality, not the build: the offline examples stand in."""
     import socket
 
-    from mem.memory.distilling import BackendTeacher, llm_teacher
+    from mem.memory.distilling.datasets import BackendTeacher, llm_teacher
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

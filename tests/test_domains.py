@@ -177,7 +177,7 @@ def test_ask_with_a_domain_stacks_it_on_core_self(with_adapters: Path) -> None:
 def test_both_adapters_are_really_active(with_adapters: Path) -> None:
     import torch
 
-    from mem.memory.llm import load_backend
+    from mem.memory.answering.llm import load_backend
 
     home = with_adapters
     with Memory(home) as memory:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from processes import spawn
 
-from mem.memory.llama_build import compiled_features, native_features
+from mem.memory.answering.llama_build import compiled_features, native_features
 
 
 def test_installed_llama_cpp_is_the_portable_build() -> None:

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 from processes import free_port
 
-from mem.memory.config import parse_config
-from mem.memory.llm import (
+from mem.memory.answering.llm import (
     GenerationOptions,
     LLMError,
     LocalBackend,
@@ -23,12 +22,13 @@ from mem.memory.llm import (
     resolve_adapter,
     resolve_gguf,
 )
-from mem.memory.prompting import (
+from mem.memory.answering.prompting import (
     answer_language,
     build_messages,
     check_citations,
     not_in_memory,
 )
+from mem.memory.config import parse_config
 from mem.memory.records import Source
 
 GREEDY = GenerationOptions(max_tokens=48, temperature=0.0, seed=0)

@@ -13,7 +13,7 @@ from homes import copy_folder, make_home
 
 from mem.distill.export import read_jsonl
 from mem.memory import Memory
-from mem.memory.prompting import answer_language, build_messages, not_in_memory
+from mem.memory.answering.prompting import answer_language, build_messages, not_in_memory
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "distill"
 SOURCE_HEAD = re.compile(r"^\[(\d+)\] ", re.MULTILINE)

@@ -127,7 +127,7 @@ ENGLISH_NOTES = (
 def test_an_english_question_finds_the_russian_note_among_english_ones(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from mem.memory.answering import relevance
+    from mem.memory.answering.ask import relevance
 
     notes = tmp_path / "notes"
     notes.mkdir()

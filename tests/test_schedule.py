@@ -15,8 +15,8 @@ from processes import spawn
 
 from mem.cli import cli
 from mem.memory import Memory
-from mem.memory.nightly import run_nightly
-from mem.memory.scheduler import (
+from mem.memory.schedule.nightly import run_nightly
+from mem.memory.schedule.scheduler import (
     JOB_ID,
     cron_trigger,
     install_instructions,

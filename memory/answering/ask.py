@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from mem.memory.llm import Backend, GenerationOptions, LLMError, Message, load_backend
-from mem.memory.prompting import (
+from mem.memory.answering.llm import Backend, GenerationOptions, LLMError, Message, load_backend
+from mem.memory.answering.prompting import (
     build_messages,
     check_citations,
     not_in_memory,
@@ -150,8 +150,8 @@ class Answerer:
 
     def remember(self, conversation_id: str, answer: Answer) -> Answer:
         """Store the exchange; a busy memory (a long ingest) costs the memory, not the answer."""
+        from mem.memory.answering.remember import remember
         from mem.memory.lock import LockTimeout, writer_lock
-        from mem.memory.remember import remember
 
         chunking = self.memory.config.chunking
         try:
@@ -176,7 +176,7 @@ def ask(
     An exchange where memory held nothing is not remembered: it carries no knowledge, and
     stored it would come back as a false match the next time the same question is asked.
     """
-    from mem.memory.remember import ask_conversation_id
+    from mem.memory.answering.remember import ask_conversation_id
 
     sources = memory.retrieve(question, k)
     answerer = Answerer(memory, settings, backend)
@@ -192,7 +192,7 @@ class ChatSession:
     """`mem chat`: turns that see the earlier ones, stored as one conversation."""
 
     def __init__(self, memory: Memory, settings: AskSettings, k: int | None = None) -> None:
-        from mem.memory.remember import new_chat_conversation_id
+        from mem.memory.answering.remember import new_chat_conversation_id
 
         self.memory = memory
         self.k = k

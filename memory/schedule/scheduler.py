@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 JOB_ID = "nightly"
-JOB_FUNC = "mem.memory.nightly:scheduled_run"
+JOB_FUNC = "mem.memory.schedule.nightly:scheduled_run"
 
 
 def _store_url(home: Path) -> str:

@@ -1,4 +1,6 @@
-"""Is the installed llama.cpp the portable build? `python -m mem.memory.llama_build` checks.
+"""Is the installed llama.cpp the portable build?
+
+`python -m mem.memory.answering.llama_build` checks.
 
 pip compiles llama-cpp-python with `-march=native` unless told otherwise. On CPUs with AMX
 (Intel Sapphire Rapids and later) that build repacks quantized weights into AMX buffers and

@@ -322,7 +322,8 @@ def check_tagged(memory: Memory, tag: str) -> None:
 
 
 class BackendTeacher:
-    """An [llm] backend (mem.memory.llm) as the distill teacher: its `chat` is `generate`."""
+    """An [llm] backend (mem.memory.answering.llm) as the distill teacher: its `chat` is
+    `generate`."""
 
     def __init__(self, backend: object) -> None:
         self._backend = backend
@@ -333,7 +334,7 @@ class BackendTeacher:
 
 def llm_teacher(memory: Memory) -> Teacher:
     """The hook where `[distill] teacher = "llm"` plugs in the configured [llm] backend."""
-    from mem.memory.llm import LLMError, load_backend
+    from mem.memory.answering.llm import LLMError, load_backend
 
     try:
         return BackendTeacher(load_backend(memory.config, home=memory.home))
@@ -476,7 +477,7 @@ def reader_examples(memory: Memory, sources: int, negative_share: float):
     The gold chunk keeps the rank retrieval gave it; when retrieval missed it, it takes a
     rank the question's hash picks, so the adapter learns to look, not to always cite [1].
     """
-    from mem.memory.prompting import build_messages, not_in_memory
+    from mem.memory.answering.prompting import build_messages, not_in_memory
 
     def make(example: Example) -> list[Example]:
         question, answer = example.prompt, example.answer

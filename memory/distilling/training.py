@@ -56,7 +56,7 @@ def distill_settings(
 def rag_messages(memory: Memory, k: int) -> Callable[[str], list[dict]]:
     """Question -> the messages `mem ask` sends (system prompt, k retrieved sources, question),
     for the RAG arms of the evaluation."""
-    from mem.memory.prompting import build_messages
+    from mem.memory.answering.prompting import build_messages
 
     return lambda question: build_messages(question, memory.retrieve(question, k=k))
 

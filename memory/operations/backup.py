@@ -195,9 +195,9 @@ def restore(source: str | Path, home: str | Path | None, force: bool = False) ->
     """Restore a backup into a memory home (empty, or replaced with force=True)."""
     import time
 
-    from mem.memory.doctor import run_doctor
     from mem.memory.home import resolve_home
     from mem.memory.lock import writer_lock
+    from mem.memory.operations.doctor import run_doctor
 
     started = time.perf_counter()
     source = Path(source).expanduser().resolve()

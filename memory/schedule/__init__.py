@@ -1,0 +1,1 @@
+"""The nightly job: when it runs (scheduler, APScheduler) and what it does (nightly)."""
