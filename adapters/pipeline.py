@@ -21,7 +21,6 @@ from pathlib import Path
 from mem.adapters.data import dataset_hash, load_examples, load_heldout
 from mem.adapters.evaluate import (
     METRICS,
-    EvalOptions,
     Rag,
     better,
     evaluate_adapters,
@@ -46,16 +45,11 @@ log = logging.getLogger("mem.adapters")
 class DistillSettings:
     base_model: str
     models_dir: Path
-    lora: LoraOptions = field(default_factory=LoraOptions)
-    eval: EvalOptions = field(default_factory=EvalOptions)
-    primary_metric: str = "token_f1"
-    min_gain: float = 0.0
+    lora: LoraOptions = field(default_factory=LoraOptions)  # [lora]: training and promotion
     allow_downloads: bool = False
     # Retrieval for the base+rag and adapter+rag arms: question -> the messages `mem ask`
     # would send. None skips those arms (a dataset evaluated outside a memory home).
     rag: Rag | None = None
-    control_set: str = ""  # "" the built-in general set, "none" off, or a JSONL path
-    max_control_drop: float = 0.1  # control_recall points the adapter may lose against the base
 
 
 @dataclass
@@ -102,9 +96,9 @@ def resumable_run(runs_dir: Path, name: str, data_hash: str) -> Path | None:
 
 
 def check_settings(settings: DistillSettings) -> None:
-    if settings.primary_metric not in METRICS:
+    if settings.lora.primary_metric not in METRICS:
         raise ValueError(
-            f"[lora] primary_metric {settings.primary_metric!r}: one of {', '.join(METRICS)}"
+            f"[lora] primary_metric {settings.lora.primary_metric!r}: one of {', '.join(METRICS)}"
         )
     if settings.lora.qlora not in ("auto", "off"):
         raise ValueError('[lora] qlora must be "auto" or "off"')
@@ -178,16 +172,19 @@ def run_distill(
             arms,
             validation,
             heldout,
-            settings.eval,
+            settings.lora.evaluation(),
             rag=settings.rag,
             control=_control(settings),
         )
         eval_seconds = time.perf_counter() - started
         won, why = better(
-            metrics["adapter"], metrics[reference_name], settings.primary_metric, settings.min_gain
+            metrics["adapter"],
+            metrics[reference_name],
+            settings.lora.primary_metric,
+            settings.lora.min_gain,
         )
         reason = f"{'better' if won else 'not better'} than {reference_name}: {why}"
-        forgot = forgets(metrics["adapter"], metrics["base"], settings.max_control_drop)
+        forgot = forgets(metrics["adapter"], metrics["base"], settings.lora.max_control_drop)
         if won and forgot:
             won, reason = False, f"{reason}, but {forgot}"
         manifest = {
@@ -197,7 +194,7 @@ def run_distill(
             "dataset": {"id": dataset_dir.name, "path": str(dataset_dir), "hash": data_hash},
             "counts": {"train": len(train), "validation": len(validation), "heldout": len(heldout)},
             "hyperparameters": asdict(settings.lora),
-            "primary_metric": settings.primary_metric,
+            "primary_metric": settings.lora.primary_metric,
             "compared_with": current.version if current else "base",
             "metrics": metrics,
             "training": trained.to_json(),
@@ -235,9 +232,9 @@ def run_distill(
 def _control(settings: DistillSettings) -> list:
     from mem.adapters.control import control_questions
 
-    if settings.control_set == "none":
+    if settings.lora.control_set == "none":
         return []
-    return control_questions(settings.control_set or None)
+    return control_questions(settings.lora.control_set or None)
 
 
 def _comparable_current(registry: Registry, base_model: str):

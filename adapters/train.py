@@ -24,38 +24,9 @@ from pathlib import Path
 
 from mem.adapters.data import IGNORE, Encoded, Example, encode
 from mem.adapters.loss import answer_loss_sum
+from mem.adapters.options import LoraOptions as LoraOptions
 
 log = logging.getLogger("mem.adapters")
-
-
-@dataclass(frozen=True)
-class LoraOptions:
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    # "all-linear": every linear layer of the transformer blocks (not the output head).
-    target_modules: str = "all-linear"
-    learning_rate: float = 2e-4
-    epochs: float = 3.0
-    max_steps: int = 0  # > 0 overrides epochs
-    batch_size: int = 4
-    grad_accum: int = 1
-    max_seq_len: int = 512
-    warmup_ratio: float = 0.05
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    save_every: int = 50  # optimizer steps between checkpoints
-    keep_checkpoints: int = 2
-    seed: int = 0
-    # "auto": QLoRA when CUDA is available, plain LoRA otherwise; "off": never quantize.
-    qlora: str = "auto"
-    # The frozen base's dtype on CPU (the LoRA weights stay fp32): "auto" = bfloat16 where the
-    # CPU multiplies bf16 natively (avx512_bf16 / amx_bf16: about 4x the fp32 matmul speed),
-    # else float32 (emulated bf16 is slower than fp32).
-    cpu_dtype: str = "auto"
-    # Recompute each layer's activations in the backward pass instead of keeping them: about
-    # a third more compute for a fraction of the memory (CPU and CUDA).
-    gradient_checkpointing: bool = True
 
 
 @dataclass
@@ -83,6 +54,18 @@ class TrainResult:
             "device": self.device,
             "dtype": self.dtype,
         }
+
+
+def _rss_mb() -> float | None:
+    """This process's resident memory now (VmRSS), in MB; None where /proc is not there."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
 
 
 def cpu_has_bf16() -> bool:
@@ -120,11 +103,14 @@ def use_qlora(options: LoraOptions) -> bool:
 def lora_config(options: LoraOptions):
     from peft import LoraConfig
 
+    # peft reads a plain string as one regular expression; config gives a list as "a,b".
+    targets = options.target_modules
+    modules = targets if targets == "all-linear" else [t.strip() for t in targets.split(",")]
     return LoraConfig(
         r=options.r,
         lora_alpha=options.alpha,
         lora_dropout=options.dropout,
-        target_modules=options.target_modules,
+        target_modules=modules,
         bias="none",
         task_type="CAUSAL_LM",
     )
@@ -294,7 +280,7 @@ def train_lora(
 
     Every `save_every` steps a checkpoint goes to run_dir/checkpoints/; with resume=True the
     newest one is loaded and training continues at the step after it. Each step appends
-    {"step", "loss", "lr", "seconds"} to run_dir/metrics.jsonl.
+    {"step", "loss", "lr", "seconds", "tokens", "rss_mb"} to run_dir/metrics.jsonl.
     """
     import torch
 
@@ -394,6 +380,8 @@ def _loop(
             "loss": round(step_loss, 5),
             "lr": lr,
             "seconds": round(time.perf_counter() - t0, 3),
+            "tokens": sum(len(data[i].input_ids) for b in micro for i in b),
+            "rss_mb": _rss_mb(),  # memory as the run goes: what bounds `mem distill`
         }
         with metrics_path.open("a", encoding="utf-8") as out:
             out.write(json.dumps(record) + "\n")

@@ -80,6 +80,7 @@ def run_variant(variant: str, args: argparse.Namespace) -> dict:
     base_rss = peak_rss_mb()
     options = LoraOptions(
         batch_size=args.batch_size,
+        grad_accum=1,  # one batch per step, as the figures were measured
         max_seq_len=args.seq_len,
         max_steps=args.steps,
         gradient_checkpointing="checkpointing" in variant,

@@ -80,6 +80,7 @@ def main() -> None:
     options = LoraOptions(
         max_steps=args.steps,
         batch_size=args.batch_size,
+        grad_accum=1,  # one batch per step, as the figures were measured
         max_seq_len=args.seq,
         save_every=10**9,  # checkpoints are not part of a step's cost
         qlora="off",

@@ -186,16 +186,29 @@ class Run:
 
 
 @dataclass(frozen=True)
-class StoredScore:
-    """A novelty score as stored: distill's ItemScore plus which model and run made it."""
+class ItemScore:
+    """A novelty score: distill's novelty stage makes it, the corpus stores it."""
 
     item_id: str
-    item_kind: str
-    novelty: float
-    duplicate_of: str | None
-    importance: float
-    signals: dict
-    minhash: bytes | None
-    model: str
-    scored_at: str
-    run_id: int | None
+    novelty: float  # 1 - max cosine similarity to earlier memory outside the item's group
+    duplicate_of: str | None  # an earlier near-duplicate (MinHash), if any
+    importance: float  # 0..1 from length, questions answered, own statements vs boilerplate
+    signals: dict = field(default_factory=dict, compare=False)
+    minhash: bytes = field(default=b"", compare=False, repr=False)
+    item_kind: str = "chunk"
+
+    @property
+    def value(self) -> float:
+        """What ranking uses: novel and important; a near-duplicate is worth nothing."""
+        if self.duplicate_of:
+            return 0.0
+        return self.novelty * (0.5 + 0.5 * self.importance)
+
+
+@dataclass(frozen=True)
+class StoredScore(ItemScore):
+    """A score as stored, with the embedding model and the scoring run that made it."""
+
+    model: str = ""
+    scored_at: str = ""
+    run_id: int | None = None

@@ -6,7 +6,6 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
 
 from mem.corpus.crashpoints import checkpoint
 from mem.corpus.records import (
@@ -15,6 +14,7 @@ from mem.corpus.records import (
     ConversationInfo,
     Document,
     DocumentState,
+    ItemScore,
     Run,
     StoredScore,
     StoredTranscript,
@@ -69,18 +69,6 @@ def _add_tags(conn: sqlite3.Connection, source: str, tags: Sequence[str]) -> Non
         "INSERT OR IGNORE INTO document_tags(source, tag) VALUES (?, ?)",
         [(source, tag) for tag in tags],
     )
-
-
-class ScoreLike(Protocol):
-    """What the corpus stores of a novelty score (distill's ItemScore fits it)."""
-
-    item_id: str
-    item_kind: str
-    novelty: float
-    duplicate_of: str | None
-    importance: float
-    signals: dict
-    minhash: bytes
 
 
 class CorpusBusyError(Exception):
@@ -420,7 +408,7 @@ class Corpus:
         """chunk id -> when it was stored (UTC ISO): arrival order for novelty scoring."""
         return {r[0]: r[1] for r in self._conn.execute("SELECT chunk_id, created_at FROM chunks")}
 
-    def save_scores(self, scores: Sequence[ScoreLike], model: str, run_id: int) -> None:
+    def save_scores(self, scores: Sequence[ItemScore], model: str, run_id: int) -> None:
         """Store (replace) scores in one transaction; scores of deleted chunks go with them."""
         now = utc_now()
         conn = self._write()
@@ -464,6 +452,7 @@ class Corpus:
             query += " AND s.model = ?"
             args.append(model)
         rows = self._conn.execute(query + " ORDER BY s.run_id, s.item_id", args)
+        # minhash is NULL for scores stored before schema v3.
         return [StoredScore(**{**dict(r), "signals": json.loads(r["signals"])}) for r in rows]
 
     def close(self) -> None:

@@ -28,19 +28,11 @@ from mem.distill.hygiene import (
     redact_examples,
     split_by_source,
 )
+from mem.distill.options import DistillOptions
 from mem.distill.records import Example, SourceItem
 
 # Reader examples are made from these kinds: a question a person could ask, and its answer.
 READER_FROM = ("qa",)
-
-
-@dataclass(frozen=True)
-class BuildSettings:
-    max_tokens: int = 1024
-    redact: bool = True
-    validation_share: float = 0.1
-    heldout_share: float = 0.1
-    seed: int = 0
 
 
 @dataclass
@@ -61,7 +53,7 @@ def build_dataset(
     items: Sequence[SourceItem],
     generator: Generator,
     counter: TokenCounter,
-    settings: BuildSettings,
+    options: DistillOptions,
     datasets_dir: Path,
     extra_manifest: dict | None = None,
     progress: Callable[[int], None] | None = None,
@@ -80,18 +72,16 @@ def build_dataset(
         if progress:
             progress(1)
     generated = Counter(e.kind for e in examples)
-    redactions = redact_examples(examples) if settings.redact else Counter()
-    examples, length_counts = limit_length(examples, counter, settings.max_tokens)
+    redactions = redact_examples(examples) if options.redact else Counter()
+    examples, length_counts = limit_length(examples, counter, options.max_tokens)
     examples, duplicate_counts = deduplicate(examples)
-    split = split_by_source(
-        examples, settings.validation_share, settings.heldout_share, settings.seed
-    )
+    split = split_by_source(examples, options.validation_share, options.heldout_share, options.seed)
     reader_counts: dict[str, int] = {}
     if reader is not None:
         for name, part in (("train", split.train), ("validation", split.validation)):
             made = [r for e in part if e.kind in READER_FROM for r in reader(e)]
             answers = {id(r): r.answer for r in made}
-            fitting, _ = limit_length(made, counter, settings.max_tokens)
+            fitting, _ = limit_length(made, counter, options.max_tokens)
             # A reader answer cut short would lose its citation: such an example is dropped.
             fitting = [r for r in fitting if r.answer == answers[id(r)]]
             reader_counts[f"reader_{name}"] = len(fitting)
@@ -122,7 +112,7 @@ def build_dataset(
         "generator": generator.name,
         "tokenizer": counter.name,
         "tokens_exact": counter.exact,
-        "settings": asdict(settings),
+        "settings": asdict(options),
         "counts": {
             "items": len(items),
             "fresh_items": roles["fresh"],

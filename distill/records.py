@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
+
+# Scores are stored by the corpus, so it owns their record; re-exported here.
+from mem.corpus.records import ItemScore as ItemScore
 
 # "reader": a question with retrieved sources in the prompt `mem ask` sends, answered with
 # the right [n] (or "not in memory" when only distractors are given).
@@ -27,24 +30,6 @@ class Item:
     text: str
     # Chats: the turns of the chunk as (role, text), for the importance signals.
     turns: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True)
-class ItemScore:
-    item_id: str
-    novelty: float  # 1 - max cosine similarity to earlier memory outside the item's group
-    duplicate_of: str | None  # an earlier near-duplicate (MinHash), if any
-    importance: float  # 0..1 from length, questions answered, own statements vs boilerplate
-    signals: dict = field(default_factory=dict, compare=False)
-    minhash: bytes = field(default=b"", compare=False, repr=False)
-    item_kind: str = "chunk"
-
-    @property
-    def value(self) -> float:
-        """What ranking uses: novel and important; a near-duplicate is worth nothing."""
-        if self.duplicate_of:
-            return 0.0
-        return self.novelty * (0.5 + 0.5 * self.importance)
 
 
 @dataclass(frozen=True)

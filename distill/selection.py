@@ -11,15 +11,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from mem.distill.options import DistillOptions
 from mem.distill.records import ItemScore
-
-
-@dataclass(frozen=True)
-class SelectionSettings:
-    threshold: float = 0.08  # minimum novelty
-    min_importance: float = 0.3
-    replay_share: float = 0.15  # share of the selected items that are replayed older ones
-    seed: int = 0
 
 
 @dataclass
@@ -33,13 +26,13 @@ class Selection:
         return self.fresh + self.replay
 
 
-def rejection(score: ItemScore, settings: SelectionSettings) -> str | None:
+def rejection(score: ItemScore, options: DistillOptions) -> str | None:
     """Why an item would not be distilled, or None if it would."""
     if score.duplicate_of:
         return "near-duplicate"
-    if score.novelty < settings.threshold:
+    if score.novelty < options.threshold:
         return "not novel"
-    if score.importance < settings.min_importance:
+    if score.importance < options.min_importance:
         return "unimportant"
     return None
 
@@ -53,25 +46,25 @@ def replay_count(fresh: int, share: float) -> int:
 
 
 def select(
-    fresh: Sequence[ItemScore], older: Sequence[ItemScore], settings: SelectionSettings
+    fresh: Sequence[ItemScore], older: Sequence[ItemScore], options: DistillOptions
 ) -> Selection:
     """Fresh items that pass, best first; replay drawn from the best older items."""
     selection = Selection()
     for score in fresh:
-        reason = rejection(score, settings)
+        reason = rejection(score, options)
         if reason:
             selection.skipped[reason] += 1
         else:
             selection.fresh.append(score)
     selection.fresh.sort(key=lambda s: (-s.value, s.item_id))
-    wanted = replay_count(len(selection.fresh), settings.replay_share)
-    pool = [s for s in older if not s.duplicate_of and s.importance >= settings.min_importance]
+    wanted = replay_count(len(selection.fresh), options.replay_share)
+    pool = [s for s in older if not s.duplicate_of and s.importance >= options.min_importance]
     pool.sort(key=lambda s: (-s.value, s.item_id))
     # Sample from the best three times as many as needed, so replay varies between runs
     # (a different seed) but stays among the valuable items.
     pool = pool[: 3 * wanted]
     selection.replay = sorted(
-        random.Random(settings.seed).sample(pool, min(wanted, len(pool))),
+        random.Random(options.seed).sample(pool, min(wanted, len(pool))),
         key=lambda s: (-s.value, s.item_id),
     )
     return selection

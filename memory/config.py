@@ -6,6 +6,8 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from mem.adapters.options import LoraOptions
+from mem.distill.options import DistillOptions
 from mem.index.options import (
     CHUNK_VECTORS,
     EmbeddingOptions,
@@ -161,6 +163,9 @@ seed = 0
 r = 16
 alpha = 32
 dropout = 0.05
+# Which layers get LoRA weights: "all-linear" (every linear layer of the transformer blocks,
+# not the output head) or a comma-separated list of module names ("q_proj,v_proj").
+target_modules = "all-linear"
 learning_rate = 0.0002
 epochs = 3.0
 max_steps = 0
@@ -170,7 +175,11 @@ grad_accum = 2
 # Room for a reader example: the system prompt, three retrieved chunks and the answer.
 max_seq_len = 1280
 warmup_ratio = 0.05
+weight_decay = 0.0
+max_grad_norm = 1.0
+# Optimizer steps between checkpoints (a killed run resumes from the last), and how many stay.
 save_every = 50
+keep_checkpoints = 2
 seed = 0
 qlora = "auto"
 # CPU: the frozen base in "bfloat16" where the CPU has native bf16 (avx512_bf16/amx_bf16,
@@ -248,50 +257,6 @@ class ScheduleConfig:
 
 
 @dataclass(frozen=True)
-class DistillConfig:
-    threshold: float = 0.08
-    min_importance: float = 0.3
-    replay_share: float = 0.15
-    teacher: str = "offline"
-    base_model: str = "qwen2.5-0.5b"
-    max_tokens: int = 1280
-    reader_examples: bool = False
-    reader_sources: int = 3
-    reader_negative_share: float = 0.2
-    redact: bool = True
-    validation_share: float = 0.1
-    heldout_share: float = 0.1
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class LoraConfig:
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    learning_rate: float = 0.0002
-    epochs: float = 3.0
-    max_steps: int = 0
-    batch_size: int = 2
-    grad_accum: int = 2
-    max_seq_len: int = 1280
-    warmup_ratio: float = 0.05
-    save_every: int = 50
-    seed: int = 0
-    qlora: str = "auto"
-    cpu_dtype: str = "auto"
-    gradient_checkpointing: bool = True
-    primary_metric: str = "token_f1"
-    min_gain: float = 0.0
-    eval_questions: int = 100
-    eval_max_new_tokens: int = 48
-    eval_rag: bool = True
-    eval_rag_sources: int = 3
-    control_set: str = ""
-    max_control_drop: float = 0.1
-
-
-@dataclass(frozen=True)
 class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8765
@@ -308,8 +273,9 @@ class ModelsConfig:
 @dataclass(frozen=True)
 class Config:
     """config.toml. Sections a package owns ([embedding], [retrieval], [index]: mem.index;
-    [chunking]: mem.ingest) are parsed straight into that package's options and passed down
-    unchanged; the rest are settings of memory's own verbs."""
+    [chunking]: mem.ingest; [distill]: mem.distill; [lora]: mem.adapters) are parsed straight
+    into that package's options and passed down unchanged; the rest are settings of memory's
+    own verbs."""
 
     embedding: EmbeddingOptions = field(default_factory=EmbeddingOptions)
     chunking: ChunkingOptions = field(default_factory=ChunkingOptions)
@@ -319,8 +285,8 @@ class Config:
     llm: LLMSection = field(default_factory=LLMSection)
     transcription: TranscriptionConfig = field(default_factory=TranscriptionConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    distill: DistillConfig = field(default_factory=DistillConfig)
-    lora: LoraConfig = field(default_factory=LoraConfig)
+    distill: DistillOptions = field(default_factory=DistillOptions)
+    lora: LoraOptions = field(default_factory=LoraOptions)
     serve: ServeConfig = field(default_factory=ServeConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
 

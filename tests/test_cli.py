@@ -23,6 +23,18 @@ def test_cli_import_loads_no_heavy_library() -> None:
     assert out.stdout.strip() == ""
 
 
+def test_reading_a_config_loads_no_heavy_library(tmp_path: Path) -> None:
+    # Config sections are the packages' own options; reading them must not pull in their
+    # implementations (mem.index's store imports numpy and Chroma).
+    code = (
+        "import sys; from pathlib import Path; from mem.memory.config import load_config; "
+        f"load_config(Path({str(tmp_path)!r})); "
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
 def test_help_lists_the_verbs_and_exit_codes() -> None:
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0

@@ -98,7 +98,7 @@ def facts_dataset(tmp_path_factory) -> Path:
 
 
 FAST = LoraOptions(
-    r=8, alpha=16, dropout=0.0, learning_rate=2e-3, max_steps=6, batch_size=4,
+    r=8, alpha=16, dropout=0.0, learning_rate=2e-3, max_steps=6, batch_size=4, grad_accum=1,
     max_seq_len=96, warmup_ratio=0.0, save_every=2, seed=1, qlora="off",
 )  # fmt: skip
 
@@ -151,6 +151,8 @@ def test_interrupted_run_resumes_at_its_last_checkpoint(base, facts_dataset, tmp
     assert resumed.resumed_from == 2
     assert [r["step"] for r in resumed.history] == [3]
     assert [r["step"] for r in read_metrics(run / "metrics.jsonl")] == [1, 2, 3]
+    # Each step says how many tokens it took and how much memory the run held after it.
+    assert all(r["tokens"] > 0 and r["rss_mb"] > 100 for r in read_metrics(run / "metrics.jsonl"))
 
     straight = train_lora(model, tokenizer, examples, options, tmp_path / "straight")
     a = load_file(resumed.adapter_dir / "adapter_model.safetensors")
@@ -216,11 +218,11 @@ def distilled(base, models_dir, facts_dataset, tmp_path_factory):
     from mem.adapters.pipeline import DistillSettings, run_distill
 
     home = tmp_path_factory.mktemp("home")
-    settings = DistillSettings(
-        "smollm2", models_dir, LoraOptions(**{**FAST.__dict__, "max_steps": 6}),
-        EvalOptions(max_seq_len=96, max_new_tokens=12, max_questions=3),
+    lora = LoraOptions(
+        **{**FAST.__dict__, "max_steps": 6, "eval_max_new_tokens": 12, "eval_questions": 3},
         primary_metric="val_loss", control_set="none",
     )  # fmt: skip
+    settings = DistillSettings("smollm2", models_dir, lora)
     first = run_distill(facts_dataset, home / "adapters", home / "runs", settings, loaded=base)
     answers = [a for _, a in FACTS]
     random.Random(3).shuffle(answers)
@@ -387,11 +389,11 @@ def test_an_adapter_that_forgets_general_knowledge_is_not_promoted(base, models_
     control.write_text(
         json.dumps({"question": wrong[0][0], "answer": "London"}) + "\n", encoding="utf-8"
     )
-    settings = DistillSettings(
-        "smollm2", models_dir, LoraOptions(**{**FAST.__dict__, "max_steps": 8}),
-        EvalOptions(max_seq_len=96, max_new_tokens=12),
+    lora = LoraOptions(
+        **{**FAST.__dict__, "max_steps": 8, "eval_max_new_tokens": 12},
         control_set=str(control), max_control_drop=0.1,
     )  # fmt: skip
+    settings = DistillSettings("smollm2", models_dir, lora)
     result = run_distill(folder, tmp_path / "adapters", tmp_path / "runs", settings, loaded=base)
     adapter, reference = result.metrics["adapter"], result.metrics["base"]
     assert reference["control_recall"] == 1.0 and adapter["control_recall"] == 0.0

@@ -135,7 +135,7 @@ def test_a_few_steps_on_reader_examples_make_cited_answers_likelier(
     evaluation = EvalOptions(max_seq_len=768, batch_size=3)
     before = validation_loss(model, tokenizer, held, evaluation)
     options = LoraOptions(
-        r=8, alpha=16, dropout=0.0, learning_rate=2e-3, max_steps=5, batch_size=2,
+        r=8, alpha=16, dropout=0.0, learning_rate=2e-3, max_steps=5, batch_size=2, grad_accum=1,
         max_seq_len=768, warmup_ratio=0.0, save_every=100, seed=1, qlora="off",
     )  # fmt: skip
     result = train_lora(model, tokenizer, train, options, tmp_path / "run")

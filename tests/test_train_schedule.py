@@ -15,7 +15,7 @@ def test_length_batching_keeps_epochs_whole_and_cuts_padding():
     rng = random.Random(5)
     # Reader examples (~1,000 tokens) among short questions (~120), as a dataset mixes them.
     lengths = [rng.choice([rng.randint(900, 1030), rng.randint(80, 160)]) for _ in range(203)]
-    options = LoraOptions(batch_size=4, epochs=2.0)
+    options = LoraOptions(batch_size=4, grad_accum=1, epochs=2.0)
     steps, batches = schedule(len(lengths), options, lengths)
     plain_steps, plain = schedule(len(lengths), options)
     assert steps == plain_steps == 102 and len(batches) == len(plain)

@@ -10,7 +10,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,8 +19,9 @@ import numpy as np
 from mem.corpus import Chunk
 from mem.corpus.records import Run, StoredScore, StoredTurn, check_tags
 from mem.distill import minhash
-from mem.distill.records import Example, Item, ItemScore, SourceItem
-from mem.distill.selection import Selection, SelectionSettings, rejection, select
+from mem.distill.options import DistillOptions
+from mem.distill.records import Example, Item, SourceItem
+from mem.distill.selection import Selection, rejection, select
 from mem.memory.records import Source
 from mem.models import models_dir
 
@@ -130,7 +131,7 @@ def score_novelty(memory: Memory) -> dict:
     except BaseException as error:
         corpus.finish_run(run_id, "failed", {**detail, "error": str(error)})
         raise
-    settings = selection_settings(memory)
+    settings = distill_options(memory)
     detail |= {
         "run_id": run_id,
         "duplicates": sum(1 for s in scores if s.duplicate_of),
@@ -141,25 +142,10 @@ def score_novelty(memory: Memory) -> dict:
     return detail
 
 
-def selection_settings(memory: Memory, min_novelty: float | None = None) -> SelectionSettings:
-    d = memory.config.distill
-    return SelectionSettings(
-        threshold=d.threshold if min_novelty is None else min_novelty,
-        min_importance=d.min_importance,
-        replay_share=d.replay_share,
-        seed=d.seed,
-    )
-
-
-def _as_score(row: StoredScore) -> ItemScore:
-    return ItemScore(
-        item_id=row.item_id,
-        novelty=row.novelty,
-        duplicate_of=row.duplicate_of,
-        importance=row.importance,
-        signals=row.signals,
-        item_kind=row.item_kind,
-    )
+def distill_options(memory: Memory, min_novelty: float | None = None) -> DistillOptions:
+    """[distill] as configured, with `--min-novelty` in place of its threshold if given."""
+    options = memory.config.distill
+    return options if min_novelty is None else replace(options, threshold=min_novelty)
 
 
 def last_build(memory: Memory, tag: str | None = None) -> Run | None:
@@ -192,15 +178,15 @@ def fresh_and_older(
 
 
 def distillable_count(memory: Memory) -> int:
-    settings = selection_settings(memory)
+    settings = distill_options(memory)
     fresh, _ = fresh_and_older(memory)
-    return sum(1 for r in fresh if rejection(_as_score(r), settings) is None)
+    return sum(1 for r in fresh if rejection(r, settings) is None)
 
 
 @dataclass
 class NoveltyReport:
     scoring: dict
-    settings: SelectionSettings
+    settings: DistillOptions
     items: list[dict] = field(default_factory=list)  # the top ones, best first
     total: int = 0
     selected: int = 0
@@ -226,10 +212,10 @@ def novelty_report(
 ) -> NoveltyReport:
     """Score what is new, then show what the next build would take, and why."""
     scoring = score_novelty(memory)
-    settings = selection_settings(memory, min_novelty)
+    settings = distill_options(memory, min_novelty)
     fresh_rows, older_rows = fresh_and_older(memory, since)
-    fresh = [_as_score(r) for r in fresh_rows]
-    selection = select(fresh, [_as_score(r) for r in older_rows], settings)
+    fresh = list(fresh_rows)
+    selection = select(fresh, older_rows, settings)
     ranked = sorted(fresh, key=lambda s: (-s.value, s.item_id))[:top]
     wanted = [s.item_id for s in ranked] + [s.signals.get("nearest", "") for s in ranked]
     chunks = {c.chunk_id: c for c in memory.corpus.chunks([w for w in wanted if w])}
@@ -354,7 +340,7 @@ def build(
     With `tag`, only material of documents tagged so (a domain adapter's dataset); raises
     NoTaggedMaterial when there is none. The caller holds the memory's writer lock.
     """
-    from mem.distill.dataset import BuildSettings, build_dataset
+    from mem.distill.dataset import build_dataset
     from mem.distill.generate import make_generator
     from mem.distill.hygiene import load_token_counter
 
@@ -365,11 +351,9 @@ def build(
     tagged = {"tag": tag} if tag else {}  # run details of a domain build say which
     run_id = memory.corpus.start_run("dataset", tagged)
     try:
-        settings = selection_settings(memory, min_novelty)
+        settings = distill_options(memory, min_novelty)
         fresh_rows, older_rows = fresh_and_older(memory, since, tag)
-        selection = select(
-            [_as_score(r) for r in fresh_rows], [_as_score(r) for r in older_rows], settings
-        )
+        selection = select(fresh_rows, older_rows, settings)
         if not selection.items:
             of_tag = f" tagged {tag!r}" if tag else ""
             raise NothingToDistill(
@@ -390,7 +374,7 @@ def build(
             items,
             generator,
             counter,
-            BuildSettings(d.max_tokens, d.redact, d.validation_share, d.heldout_share, d.seed),
+            d,
             memory.home / "datasets",
             extra_manifest={
                 "base_model": d.base_model,

@@ -22,34 +22,22 @@ if TYPE_CHECKING:
 def distill_settings(
     memory: Memory, steps: int | None = None, epochs: float | None = None
 ) -> DistillSettings:
+    """[lora] as configured, with `--steps` / `--epochs` from the command line if given."""
     from mem.adapters.base_model import converted_dir
-    from mem.adapters.evaluate import EvalOptions
     from mem.adapters.pipeline import DistillSettings
-    from mem.adapters.train import LoraOptions
-    from mem.memory.config import DistillConfig
+    from mem.distill.options import DistillOptions
 
-    c = memory.config.lora
-    known = {f.name for f in dataclasses.fields(LoraOptions)}
-    lora = LoraOptions(**{k: v for k, v in dataclasses.asdict(c).items() if k in known})
+    lora = memory.config.lora
     if steps is not None:
         lora = dataclasses.replace(lora, max_steps=steps)
     if epochs is not None:
         lora = dataclasses.replace(lora, epochs=epochs, max_steps=0)
     return DistillSettings(
-        base_model=memory.config.distill.base_model or DistillConfig.base_model,
+        base_model=memory.config.distill.base_model or DistillOptions.base_model,
         models_dir=converted_dir(),
         lora=lora,
-        eval=EvalOptions(
-            max_seq_len=c.max_seq_len,
-            max_new_tokens=c.eval_max_new_tokens,
-            max_questions=c.eval_questions,
-        ),
-        primary_metric=c.primary_metric,
-        min_gain=c.min_gain,
         allow_downloads=memory.config.models.allow_downloads,
-        rag=rag_messages(memory, c.eval_rag_sources) if c.eval_rag else None,
-        control_set=c.control_set,
-        max_control_drop=c.max_control_drop,
+        rag=rag_messages(memory, lora.eval_rag_sources) if lora.eval_rag else None,
     )
 
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 
 from mem.index.migrate import CopyReport, copy_vectors
-from mem.index.store import CHROMA_DIR, open_vector_stores
+from mem.index.store import CHROMA_DB, CHROMA_DIR, open_vector_stores
 
 
 class MigrationError(Exception):
@@ -47,7 +46,7 @@ def transfer(
                 f"{memory.home / 'config.toml'} or give --url"
             )
         local_dir = memory.home / CHROMA_DIR
-        if direction == "push" and not _holds_vectors(local_dir):
+        if direction == "push" and not (memory.home / CHROMA_DB).is_file():
             raise MigrationError(f"mem index push: {local_dir} holds no embedded index to push")
         bar = None
 
@@ -81,7 +80,3 @@ def transfer(
             finally:
                 if bar is not None:
                     bar.close()
-
-
-def _holds_vectors(chroma_dir: Path) -> bool:
-    return (chroma_dir / "chroma.sqlite3").is_file()

@@ -1,0 +1,31 @@
+"""DistillOptions: the [distill] section of config.toml, parsed straight into this package's
+options and passed down unchanged (selection, example generation, dataset hygiene)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TEACHERS = ("offline", "llm")
+
+
+@dataclass(frozen=True)
+class DistillOptions:
+    # Selection (distill/selection.py): novelty and importance to qualify, and the share of
+    # older high-value memory mixed back in so the adapter keeps it.
+    threshold: float = 0.08
+    min_importance: float = 0.3
+    replay_share: float = 0.15
+    # Who writes the examples (distill/generate.py): "offline" or "llm" (the [llm] backend).
+    teacher: str = "offline"
+    # The model the LoRA trains on; its tokenizer measures example lengths.
+    base_model: str = "qwen2.5-0.5b"
+    max_tokens: int = 1280
+    # Reader (RAFT-style) examples: a question with retrieved sources, answered with its [n].
+    reader_examples: bool = False
+    reader_sources: int = 3
+    reader_negative_share: float = 0.2
+    # Hygiene and the split (distill/hygiene.py).
+    redact: bool = True
+    validation_share: float = 0.1
+    heldout_share: float = 0.1
+    seed: int = 0
