@@ -219,8 +219,8 @@ def distilled(base, models_dir, facts_dataset, tmp_path_factory):
 
     home = tmp_path_factory.mktemp("home")
     lora = LoraOptions(
-        **{**FAST.__dict__, "max_steps": 6, "eval_max_new_tokens": 12, "eval_questions": 3},
-        primary_metric="val_loss", control_set="none",
+        **{**FAST.__dict__, "max_steps": 6, "eval_max_new_tokens": 12, "eval_questions": 3}
+        | {"primary_metric": "val_loss", "control_set": "none"},
     )  # fmt: skip
     settings = DistillSettings("smollm2", models_dir, lora)
     first = run_distill(facts_dataset, home / "adapters", home / "runs", settings, loaded=base)
@@ -390,8 +390,8 @@ def test_an_adapter_that_forgets_general_knowledge_is_not_promoted(base, models_
         json.dumps({"question": wrong[0][0], "answer": "London"}) + "\n", encoding="utf-8"
     )
     lora = LoraOptions(
-        **{**FAST.__dict__, "max_steps": 8, "eval_max_new_tokens": 12},
-        control_set=str(control), max_control_drop=0.1,
+        **{**FAST.__dict__, "max_steps": 8, "eval_max_new_tokens": 12}
+        | {"control_set": str(control), "max_control_drop": 0.1},
     )  # fmt: skip
     settings = DistillSettings("smollm2", models_dir, lora)
     result = run_distill(folder, tmp_path / "adapters", tmp_path / "runs", settings, loaded=base)
