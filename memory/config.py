@@ -41,6 +41,11 @@ k = 5
 candidates = 50
 # Share of the lexical (BM25) score in the hybrid mix; the rest is dense similarity.
 lexical_weight = 0.4
+# BM25 ranks every chunk holding any word of the question, so a common word costs time in
+# proportion to the memory (most of the search time at 100k+ chunks). When the question's
+# words are in more chunks than this, the rarest words pick the candidates and the common
+# ones only re-score them. 0 = rank every matching chunk (exact, slower at scale).
+lexical_max_rows = 20000
 # Also index every sentence of a chunk (about twice the embedding work at ingest): a question
 # usually targets one sentence, and it keeps short chat turns from winning on length alone.
 # Measured (benchmarks/retrieval_xquad.py --compare-sentences, retrieval_chats.py): without
