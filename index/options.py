@@ -58,3 +58,5 @@ class IndexOptions:
     chroma_token_env: str = "CHROMA_TOKEN"
     # Put before every collection name: "" = "mem-<home id>", so homes on one server stay apart.
     collection_prefix: str = ""
+    # Seconds to wait for the server's answer to one request before calling it down.
+    request_timeout_s: float = 60.0

@@ -86,6 +86,9 @@ chroma_token_env = "CHROMA_TOKEN"
 # (a restored copy) may share one; two different corpora on one prefix delete each other's
 # vectors at their next ingest.
 collection_prefix = ""
+# Seconds to wait for the server's answer to one request: a server that accepts the
+# connection and never answers is then reported down (exit 3) instead of hanging `mem`.
+request_timeout_s = 60.0
 
 [llm]
 # "local" (a GGUF run in-process by llama-cpp-python), "openai" (any OpenAI-compatible
