@@ -27,6 +27,10 @@ class RetrievalOptions:
     k: int = 5
     candidates: int = 50
     lexical_weight: float = 0.4
+    # BM25 ranks every row holding a query term, so a frequent word costs time in proportion
+    # to the corpus; above this many matching rows, the rarest terms pick the candidates and
+    # the frequent ones only re-score them (LexicalIndex.search). 0: rank every matching row.
+    lexical_max_rows: int = 20000
     # Also embed each sentence of a chunk and let a chunk score as its best sentence too:
     # questions usually target one sentence, and short chunks (chat turns) otherwise win on
     # length alone. Costs about twice the embedding time at ingest.
@@ -54,3 +58,5 @@ class IndexOptions:
     chroma_token_env: str = "CHROMA_TOKEN"
     # Put before every collection name: "" = "mem-<home id>", so homes on one server stay apart.
     collection_prefix: str = ""
+    # Seconds to wait for the server's answer to one request before calling it down.
+    request_timeout_s: float = 60.0

@@ -254,7 +254,9 @@ class Index:
         lexical: dict[str, float] = {}
         languages: dict[str, str] = {}
         if mode in ("hybrid", "lexical"):
-            for chunk_id, score, language in self.lexical.search(query, n):
+            for chunk_id, score, language in self.lexical.search(
+                query, n, max_rows=s.lexical_max_rows
+            ):
                 lexical[chunk_id] = score
                 languages[chunk_id] = language
         dense: dict[str, float] = {}

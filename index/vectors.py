@@ -45,6 +45,8 @@ class ChromaServer:
     token: str = field(default="", repr=False)
     token_env: str = ""  # the variable the token came from, named in error messages
     prefix: str = ""  # put before every collection name (one memory home's namespace)
+    # Seconds to wait for any one answer: a server that accepts and never answers is down.
+    timeout_s: float = 60.0
 
     def address(self) -> tuple[str, int, bool]:
         """(host, port, ssl) of the URL; raises IndexUnavailable for one Chroma cannot use."""
@@ -137,7 +139,11 @@ def connect(server: ChromaServer):
     base = f"{'https' if ssl else 'http'}://{host}:{port}"
     headers = {"Authorization": f"Bearer {server.token}"} if server.token else {}
     try:
-        probe = httpx.get(f"{base}/api/v2/auth/identity", headers=headers, timeout=_PROBE_TIMEOUT_S)
+        probe = httpx.get(
+            f"{base}/api/v2/auth/identity",
+            headers=headers,
+            timeout=min(_PROBE_TIMEOUT_S, server.timeout_s),
+        )
     except httpx.HTTPError as exc:
         raise server.down(str(exc) or type(exc).__name__) from exc
     if probe.status_code in (401, 403):
@@ -156,7 +162,7 @@ def connect(server: ChromaServer):
         }
     try:
         settings = Settings(anonymized_telemetry=False, **auth)
-        return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=settings)
+        client = chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=settings)
     except ValueError as exc:
         found = _unavailable(server, exc)
         if found is not None:
@@ -167,6 +173,11 @@ def connect(server: ChromaServer):
                 "(ASCII letters, digits and punctuation only)"
             ) from exc
         raise
+    # Chroma's client waits for an answer forever (its httpx session has timeout=None), so a
+    # server that hangs after the probe would hang every command; a timeout makes it an
+    # httpx.TimeoutException, which _unavailable reports as a server that is down.
+    client._server._session.timeout = httpx.Timeout(server.timeout_s)
+    return client
 
 
 def _not_on_disk_yet(exc: Exception) -> bool:

@@ -43,6 +43,11 @@ k = 5
 candidates = 50
 # Share of the lexical (BM25) score in the hybrid mix; the rest is dense similarity.
 lexical_weight = 0.4
+# BM25 ranks every chunk holding any word of the question, so a common word costs time in
+# proportion to the memory (most of the search time at 100k+ chunks). When the question's
+# words are in more chunks than this, the rarest words pick the candidates and the common
+# ones only re-score them. 0 = rank every matching chunk (exact, slower at scale).
+lexical_max_rows = 20000
 # Also index every sentence of a chunk (about twice the embedding work at ingest): a question
 # usually targets one sentence, and it keeps short chat turns from winning on length alone.
 # Measured (benchmarks/retrieval_xquad.py --compare-sentences, retrieval_chats.py): without
@@ -83,6 +88,9 @@ chroma_token_env = "CHROMA_TOKEN"
 # (a restored copy) may share one; two different corpora on one prefix delete each other's
 # vectors at their next ingest.
 collection_prefix = ""
+# Seconds to wait for the server's answer to one request: a server that accepts the
+# connection and never answers is then reported down (exit 3) instead of hanging `mem`.
+request_timeout_s = 60.0
 
 [llm]
 # "local" (a GGUF run in-process by llama-cpp-python), "openai" (any OpenAI-compatible

@@ -63,6 +63,7 @@ class Memory:
             os.environ.get(c.chroma_token_env, "").strip(),
             c.chroma_token_env,
             c.collection_prefix or f"mem-{home_id(self.home)}",
+            c.request_timeout_s,
         )
 
     # -- verbs ---------------------------------------------------------------------------

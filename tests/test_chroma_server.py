@@ -40,15 +40,21 @@ TOKEN = "s3cret-token"
 class Proxy:
     """Forwards to the Chroma server. `token`: requests without it get `reject` (401).
     mode "up" forwards; "down" drops every connection unanswered (a dead server, to the
-    client); "down-after-upsert" forwards until the first upsert went through, then is down."""
+    client); "down-after-upsert" forwards until the first upsert went through, then is down;
+    "hung" answers the client's first probe and then holds every request unanswered (a server
+    that hangs) until the proxy closes."""
 
     def __init__(self, upstream: int, token: str = "", reject: int = 401) -> None:
         self.upstream, self.token, self.reject, self.mode = upstream, token, reject, "up"
         self.upserts = 0
+        self.closed = threading.Event()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
             def _forward(self) -> None:
+                if proxy.mode == "hung" and not self.path.endswith("/auth/identity"):
+                    proxy.closed.wait()
+                    return
                 if proxy.mode == "down":
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
@@ -90,6 +96,7 @@ class Proxy:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def close(self) -> None:
+        self.closed.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -389,3 +396,29 @@ def test_down_server_is_one_line_and_exit_3_everywhere(tmp_path: Path, chroma) -
         _one_error_line(served.returncode, served.stderr, dead.url, "not reachable")
     finally:
         dead.close()
+
+
+def test_a_server_that_never_answers_is_down_not_a_hang(tmp_path: Path, chroma) -> None:
+    # Two ways to hang: a socket that takes the connection and never answers (the first
+    # request, the probe, times out), and a server that answers the probe and then nothing.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    hung = Proxy(chroma[1])
+    try:
+        home = make_home(tmp_path / "home", chroma_url=hung.url, request_timeout_s=2.0)
+        folder = _notes(tmp_path / "notes")
+        code, _, err = run_mem(home, "ingest", str(folder), "-q")
+        assert code == 0, err
+        hung.mode = "hung"
+        silent_url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        for url in (hung.url, silent_url):
+            _set(home, "chroma_url", url)
+            for args in (("ask", QUESTION, "--no-llm"), ("status",)):
+                started = time.monotonic()
+                code, _, err = run_mem(home, *args)
+                _one_error_line(code, err, url, "not reachable")
+                assert time.monotonic() - started < 30, args
+    finally:
+        hung.close()
+        silent.close()

@@ -65,9 +65,13 @@ def test_owned_sections_are_read_by_ingest_and_search(tmp_path: Path) -> None:
     expected = {(name, f.name) for name in OWNED for f in fields(type(getattr(Config(), name)))}
     # The reranker's depth is read only when a reranker is configured (tests/test_retrieval.py
     # runs one); every other owned key is read on this path.
-    # The server's token variable and collection prefix only in server mode
+    # The server's token variable, collection prefix and timeout only in server mode
     # (tests/test_chroma_server.py runs one).
-    server_only = {("index", "chroma_token_env"), ("index", "collection_prefix")}
+    server_only = {
+        ("index", "chroma_token_env"),
+        ("index", "collection_prefix"),
+        ("index", "request_timeout_s"),
+    }
     missing = expected - seen - {("retrieval", "rerank_top")} - server_only
     assert not missing, f"parsed but never read: {sorted(missing)}"
 
