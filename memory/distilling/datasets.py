@@ -213,9 +213,8 @@ def novelty_report(
     """Score what is new, then show what the next build would take, and why."""
     scoring = score_novelty(memory)
     settings = distill_options(memory, min_novelty)
-    fresh_rows, older_rows = fresh_and_older(memory, since)
-    fresh = list(fresh_rows)
-    selection = select(fresh, older_rows, settings)
+    fresh, older = fresh_and_older(memory, since)
+    selection = select(fresh, older, settings)
     ranked = sorted(fresh, key=lambda s: (-s.value, s.item_id))[:top]
     wanted = [s.item_id for s in ranked] + [s.signals.get("nearest", "") for s in ranked]
     chunks = {c.chunk_id: c for c in memory.corpus.chunks([w for w in wanted if w])}
