@@ -15,14 +15,18 @@ import fcntl
 import functools
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import numpy as np
 
 from mem.index.language import LANGUAGES
+
+T = TypeVar("T")
 
 # Chroma rejects very large add() calls; stay well under its max batch size.
 _ADD_BATCH = 1000
@@ -162,7 +166,10 @@ def connect(server: ChromaServer):
         }
     try:
         settings = Settings(anonymized_telemetry=False, **auth)
-        client = chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=settings)
+        client = _within(
+            server,
+            lambda: chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=settings),
+        )
     except ValueError as exc:
         found = _unavailable(server, exc)
         if found is not None:
@@ -178,6 +185,30 @@ def connect(server: ChromaServer):
     # httpx.TimeoutException, which _unavailable reports as a server that is down.
     client._server._session.timeout = httpx.Timeout(server.timeout_s)
     return client
+
+
+def _within(server: ChromaServer, make: Callable[[], T]) -> T:
+    """make(), given up after server.timeout_s. Chroma's HttpClient asks the server for its
+    tenant and database before its session can be given a timeout, so a server that answers
+    the probe and then hangs would hang here; the abandoned thread is a daemon and never
+    keeps the process alive."""
+    done: list = []
+
+    def run() -> None:
+        try:
+            done.append((True, make()))
+        except BaseException as exc:  # handed to the caller's thread below
+            done.append((False, exc))
+
+    worker = threading.Thread(target=run, name="chroma-connect", daemon=True)
+    worker.start()
+    worker.join(server.timeout_s)
+    if not done:
+        raise server.down(f"no answer within {server.timeout_s:g} s")
+    ok, value = done[0]
+    if not ok:
+        raise value
+    return value
 
 
 def _not_on_disk_yet(exc: Exception) -> bool:

@@ -396,3 +396,34 @@ def test_down_server_is_one_line_and_exit_3_everywhere(tmp_path: Path, chroma) -
         _one_error_line(served.returncode, served.stderr, dead.url, "not reachable")
     finally:
         dead.close()
+
+
+def test_a_server_that_never_answers_is_down_not_a_hang(tmp_path: Path, chroma) -> None:
+    # Two ways to hang: a socket that takes the connection and never answers (the probe
+    # times out), and a server that answers the probe and then nothing (Chroma's client
+    # asks for its tenant and database before any timeout of ours applies). Each command
+    # runs as a process with a hard deadline, so a regression fails here instead of hanging.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    hung = Proxy(chroma[1])
+    try:
+        home = make_home(tmp_path / "home", chroma_url=hung.url, request_timeout_s=2.0)
+        code, _, err = run_mem(home, "ingest", str(_notes(tmp_path / "notes")), "-q")
+        assert code == 0, err
+        hung.mode = "hung"
+        silent_url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        for url, args in ((hung.url, ("ask", QUESTION, "--no-llm")), (silent_url, ("status",))):
+            _set(home, "chroma_url", url)
+            started = time.monotonic()
+            done = subprocess.run(
+                [sys.executable, "-m", "mem.cli", "--home", str(home), *args],
+                capture_output=True,
+                text=True,
+                timeout=90,
+            )
+            _one_error_line(done.returncode, done.stderr, url, "not reachable")
+            assert time.monotonic() - started < 45, (args, done.stderr)
+    finally:
+        hung.close()
+        silent.close()
