@@ -421,6 +421,8 @@ def doctor(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
             problems = report.before.problems()
             if report.before.vectors_count_mismatch:
                 click.echo(f"chroma count off by {report.before.vectors_count_mismatch}")
+            if report.before.lexical_stale_counts:
+                click.echo(f"lexical counts off: {report.before.lexical_stale_counts}")
             for name, ids in problems.items():
                 click.echo(f"{name.replace('_', ' ')}: {len(ids)}")
             if report.before.ok:

@@ -129,10 +129,27 @@ class LexicalIndex:
             )
         self._conn.execute("DROP TABLE temp.lex_vocab")
 
-    def counts_agree(self) -> bool:
-        """Whether lex_totals still counts the rows the FTS table holds."""
-        kept = self._conn.execute("SELECT docs FROM lex_totals WHERE id = 0").fetchone()
-        return kept is not None and kept[0] == self.count()
+    def stale_counts(self) -> int:
+        """How many kept counts (terms' row counts, and the totals) differ from what the FTS
+        index itself holds; 0 when they agree. Reads the whole vocabulary: for `mem doctor`."""
+        with self._conn:
+            self._conn.execute(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.lex_vocab USING fts5vocab(main, lex, row)"
+            )
+        try:
+            terms = self._conn.execute(
+                "SELECT (SELECT count(*) FROM temp.lex_vocab v LEFT JOIN lex_terms t "
+                "ON t.term = v.term WHERE t.docs IS NOT v.doc) + (SELECT count(*) FROM lex_terms "
+                "WHERE term NOT IN (SELECT term FROM temp.lex_vocab))"
+            ).fetchone()[0]
+            totals = self._conn.execute(
+                "SELECT (SELECT count(*) FROM lex) IS NOT docs, "
+                "(SELECT coalesce(sum(cnt), 0) FROM temp.lex_vocab) IS NOT tokens "
+                "FROM lex_totals WHERE id = 0"
+            ).fetchone()
+        finally:
+            self._conn.execute("DROP TABLE temp.lex_vocab")
+        return terms + (sum(totals) if totals else 1)
 
     def _count(self, stems: Sequence[str], sign: int) -> None:
         """Add (sign 1) or take away (-1) these rows' stems in lex_terms and lex_totals."""

@@ -379,6 +379,8 @@ def test_doctor_finds_and_repairs_a_damaged_home(damaged_home: Path) -> None:
         index.sentences.add(["ghost-chunk:0"], ghost, [{"chunk_id": "ghost-chunk"}])
         index.lexical.add(["ghost-lex", ids[3]], ["призрак", "дубликат"], ["ru", "ru"])
         index.lexical.delete([ids[4]])
+        with index.lexical._conn as conn:  # one term's kept row count drifts from FTS5's
+            conn.execute("UPDATE lex_terms SET docs = docs + 7 WHERE term = 'призрак'")
         before = check_agreement(memory)
     assert set(before.problems()) == {
         "vectors_missing",
@@ -389,9 +391,11 @@ def test_doctor_finds_and_repairs_a_damaged_home(damaged_home: Path) -> None:
         "lexical_orphan",
         "lexical_duplicate",
     }
+    assert before.lexical_stale_counts == 1
 
     code, report, _ = run_mem(home, "doctor", "--dry-run", "--json")
     assert code == 1 and report["healthy"] is False and report["actions"] == []
+    assert report["before"]["lexical_stale_counts"] == 1
     assert report["before"]["vectors_missing"]["count"] == 2
     assert report["before"]["lexical_duplicate"]["examples"] == [ids[3]]
     with Memory(home) as memory:
@@ -399,14 +403,17 @@ def test_doctor_finds_and_repairs_a_damaged_home(damaged_home: Path) -> None:
 
     code, report, _ = run_mem(home, "doctor", "--json")
     assert code == 0 and report["ok"] is True and report["healthy"] is False
-    assert len(report["actions"]) == 3 and report["after"] == {
+    assert len(report["actions"]) == 4 and "recounted" in report["actions"][-1]
+    assert report["after"] == {
         "corpus_chunks": len(ids),
         "vectors_count_mismatch": 0,
+        "lexical_stale_counts": 0,
     }
     with Memory(home) as memory:
         after = check_agreement(memory)
         assert after.ok and memory.index.vectors.ids() == set(ids)
         assert memory.index.lexical.count() == len(ids)
+        assert memory.index.lexical.stale_counts() == 0
     code, text, _ = run_mem(home, "doctor")
     assert code == 0 and "all indexes agree" in text
 

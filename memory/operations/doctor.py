@@ -36,6 +36,7 @@ class Agreement:
     lexical_missing: set[str] = field(default_factory=set)
     lexical_orphan: set[str] = field(default_factory=set)
     lexical_duplicate: set[str] = field(default_factory=set)
+    lexical_stale_counts: int = 0  # BM25's kept term counts vs the FTS index (index/lexical.py)
 
     def problems(self) -> dict[str, set[str]]:
         return {
@@ -44,12 +45,13 @@ class Agreement:
 
     @property
     def ok(self) -> bool:
-        return not self.problems() and not self.vectors_count_mismatch
+        return not (self.problems() or self.vectors_count_mismatch or self.lexical_stale_counts)
 
     def to_json(self) -> dict:
         return {
             "corpus_chunks": self.corpus,
             "vectors_count_mismatch": self.vectors_count_mismatch,
+            "lexical_stale_counts": self.lexical_stale_counts,
             **{
                 name: {"count": len(ids), "examples": sorted(ids)[:_SAMPLE]}
                 for name, ids in self.problems().items()
@@ -130,6 +132,7 @@ def check_agreement(memory) -> Agreement:
     found.lexical_missing = corpus_ids - set(lexical_counts)
     found.lexical_orphan = set(lexical_counts) - corpus_ids
     found.lexical_duplicate = {i for i, n in lexical_counts.items() if n > 1 and i in corpus_ids}
+    found.lexical_stale_counts = index.lexical.stale_counts()
     if index.sentences is not None:
         want = expected_sentences(index, memory.corpus.iter_chunks())
         have = index.sentences.ids()
@@ -171,6 +174,12 @@ def repair(memory, found: Agreement, report: DoctorReport) -> None:
         for start in range(0, len(redo), 256):
             index.add(memory.corpus.chunks(redo[start : start + 256]))
         report.actions.append(f"re-indexed {len(redo)} chunks (missing or damaged in an index)")
+    if index.lexical.stale_counts():
+        # Re-indexing keeps the counts in step, so only counts that were already off remain.
+        index.lexical.rebuild_counts()
+        report.actions.append(
+            f"recounted the lexical index ({found.lexical_stale_counts} counts off)"
+        )
 
 
 def run_doctor(home: str | Path | None, dry_run: bool = False) -> DoctorReport:
@@ -220,4 +229,8 @@ def run_doctor(home: str | Path | None, dry_run: bool = False) -> DoctorReport:
                     f"{name}: {len(ids)} still wrong"
                     for name, ids in report.after.problems().items()
                 ]
+                if report.after.lexical_stale_counts:
+                    report.unrepaired.append(
+                        f"lexical counts: {report.after.lexical_stale_counts} still off"
+                    )
     return report
