@@ -69,7 +69,7 @@ def synthetic_index(n: int):
         sys.exit(f"{home} is not built: run `python benchmarks/scale.py --sizes {n}` first")
     texts, _, _ = scale.synthetic(n)
     rows = np.random.default_rng(1).choice(n, size=scale.QUERIES + scale.WARM, replace=False)
-    asked = scale.queries(n)
+    asked = scale.queries(n, count=scale.QUERIES + scale.WARM)
     wanted = []
     for row in rows:  # the ids scale.build gave each chunk
         first = row - row % scale.CHUNKS_PER_DOCUMENT
