@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -113,30 +114,33 @@ class LexicalIndex:
         if self._conn.execute("SELECT NOT EXISTS (SELECT 1 FROM lex_totals)").fetchone()[0]:
             self.rebuild_counts()
 
+    @contextmanager
+    def _vocabulary(self) -> Iterator[None]:
+        """FTS5's own count of each term's rows, as temp.lex_vocab while the block runs."""
+        self._conn.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.lex_vocab USING fts5vocab(main, lex, row)"
+        )
+        try:
+            yield
+        finally:
+            self._conn.execute("DROP TABLE temp.lex_vocab")
+
     def rebuild_counts(self) -> None:
         """Recount lex_terms and lex_totals from the FTS index itself (a home indexed before
         they existed; `mem doctor` when they disagree with it)."""
-        with self._conn:
+        with self._vocabulary(), self._conn:
             self._conn.execute("BEGIN IMMEDIATE")  # two processes opening an old home at once
-            self._conn.execute(
-                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.lex_vocab USING fts5vocab(main, lex, row)"
-            )
             self._conn.execute("DELETE FROM lex_terms")
             self._conn.execute("INSERT INTO lex_terms SELECT term, doc FROM temp.lex_vocab")
             self._conn.execute(
                 "INSERT OR REPLACE INTO lex_totals VALUES (0, (SELECT count(*) FROM lex), "
                 "(SELECT coalesce(sum(cnt), 0) FROM temp.lex_vocab))"
             )
-        self._conn.execute("DROP TABLE temp.lex_vocab")
 
     def stale_counts(self) -> int:
         """How many kept counts (terms' row counts, and the totals) differ from what the FTS
         index itself holds; 0 when they agree. Reads the whole vocabulary: for `mem doctor`."""
-        with self._conn:
-            self._conn.execute(
-                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.lex_vocab USING fts5vocab(main, lex, row)"
-            )
-        try:
+        with self._vocabulary():
             terms = self._conn.execute(
                 "SELECT (SELECT count(*) FROM temp.lex_vocab v LEFT JOIN lex_terms t "
                 "ON t.term = v.term WHERE t.docs IS NOT v.doc) + (SELECT count(*) FROM lex_terms "
@@ -147,8 +151,6 @@ class LexicalIndex:
                 "(SELECT coalesce(sum(cnt), 0) FROM temp.lex_vocab) IS NOT tokens "
                 "FROM lex_totals WHERE id = 0"
             ).fetchone()
-        finally:
-            self._conn.execute("DROP TABLE temp.lex_vocab")
         return terms + (sum(totals) if totals else 1)
 
     def _count(self, stems: Sequence[str], sign: int) -> None:

@@ -83,6 +83,18 @@ def embed_text(chunk: Chunk) -> str:
     return f"{context}\n{chunk.text}" if context else chunk.text
 
 
+def _lexical_hits(
+    job: Future[list[tuple[str, float, str]]] | None, languages: dict[str, str]
+) -> dict[str, float]:
+    """BM25's hits once its search is done, {chunk_id: score}; notes each one's language in
+    `languages` where nothing else has."""
+    hits: dict[str, float] = {}
+    for chunk_id, score, language in job.result() if job else ():
+        hits[chunk_id] = score
+        languages.setdefault(chunk_id, language)
+    return hits
+
+
 class Index:
     def __init__(
         self,
@@ -251,7 +263,8 @@ class Index:
         s = self.settings
         n = max(s.candidates, k)
         query_language = detect_language(query)
-        present = self.lexical.languages()
+        # Read before BM25 starts on the same SQLite connection, which would make it wait.
+        present = self.lexical.languages() if mode in ("hybrid", "dense") else []
         # BM25 runs beside the query's embedding and the graph searches (SQLite, torch and
         # Chroma all leave the GIL), so hybrid costs about the slower side, not both.
         lexical_job = None
@@ -263,10 +276,7 @@ class Index:
         languages: dict[str, str] = {}
         if mode in ("hybrid", "dense"):
             dense = self._dense(query, query_language, n, present, lexical_job, languages)
-        lexical: dict[str, float] = {}
-        for chunk_id, score, language in lexical_job.result() if lexical_job else ():
-            lexical[chunk_id] = score
-            languages.setdefault(chunk_id, language)
+        lexical = _lexical_hits(lexical_job, languages)
         if mode == "dense":
             hits = [Hit(c, v, dense=v) for c, v in dense.items()]
         elif mode == "lexical":
@@ -319,12 +329,9 @@ class Index:
                 if score > sentence.get(chunk_id, -1.0):
                     sentence[chunk_id] = score
                 languages.setdefault(chunk_id, found_language)
-        also = set()
-        for chunk_id, _, language in lexical_job.result() if lexical_job else ():
-            also.add(chunk_id)
-            languages.setdefault(chunk_id, language)
+        also = _lexical_hits(lexical_job, languages)
         # Passage vectors for chunks that only a sentence (or BM25) brought in.
-        missing = [c for c in set(sentence) | also if c not in passage]
+        missing = [c for c in sentence.keys() | also.keys() if c not in passage]
         for c, v in self.vectors.vectors(missing, languages).items():
             passage[c] = float(v @ query_vector)
         share = s.sentence_share if sentence else 0.0

@@ -174,7 +174,7 @@ def repair(memory, found: Agreement, report: DoctorReport) -> None:
         for start in range(0, len(redo), 256):
             index.add(memory.corpus.chunks(redo[start : start + 256]))
         report.actions.append(f"re-indexed {len(redo)} chunks (missing or damaged in an index)")
-    if index.lexical.stale_counts():
+    if found.lexical_stale_counts:
         # Re-indexing keeps the counts in step, so only counts that were already off remain.
         index.lexical.rebuild_counts()
         report.actions.append(
