@@ -110,6 +110,7 @@ def build_dataset(
         "dataset_id": dataset_id,
         "created_at": format_utc(created),
         "generator": generator.name,
+        **({"teacher": generator.report()} if hasattr(generator, "report") else {}),
         "tokenizer": counter.name,
         "tokens_exact": counter.exact,
         "settings": asdict(options),

