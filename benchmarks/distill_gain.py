@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/distill_gain.py [--lang ru] [--paragraphs 16] [--max-questions 80]
         [--epochs 3] [--base qwen2.5-0.5b] [--reader/--no-reader] [--teacher offline|llm]
+        [--answer-style short|sentence] [--base-only]
 
 1. A fresh memory home ingests the first N XQuAD paragraphs, one document each.
 2. `mem distill` builds the SFT set with mem's own generator (it never sees XQuAD's
@@ -15,9 +16,11 @@
 
 Goals (issue 15): base+RAG F1 >= 0.45 (ru) / 0.55 (en), adapter+RAG >= base+RAG + 0.05,
 adapter closed-book >= base + 0.10, control recall drop <= 0.02. Token F1 ignores citation
-markers ([n]). Peak RSS of the distillation (before evaluation) is reported. Step time
-against a plain peft loop: benchmarks/train_speed.py; memory: benchmarks/train_memory.py.
-Writes benchmarks/out/distill-gain-<lang>-<mix>-<teacher>.json.
+markers ([n]). `--base-only` skips training and asks the base model only (closed-book
+and with RAG), to compare answer styles quickly. Peak RSS of the distillation (before
+evaluation) is reported. Step time against a plain peft loop: benchmarks/train_speed.py;
+memory: benchmarks/train_memory.py.
+Writes benchmarks/out/distill-gain-<lang>-<mix>-<teacher>-<answer style>.json.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ def configure(home: Path, args: argparse.Namespace) -> None:
         "base_model": f'"{args.base}"',
         "reader_examples": str(args.reader).lower(),
         "teacher": f'"{args.teacher}"',
+        "answer_style": f'"{args.answer_style}"',
     }
     config = DEFAULT_CONFIG
     for key, value in settings.items():
@@ -84,6 +88,10 @@ def main() -> None:
         help="Reader (RAFT) examples; default: [distill] reader_examples.",
     )
     parser.add_argument("--teacher", default=None, help="Default: [distill] teacher.")
+    parser.add_argument(
+        "--answer-style", default="short", help="[llm] answer_style of the RAG prompt."
+    )
+    parser.add_argument("--base-only", action="store_true", help="No training: base arms only.")
     args = parser.parse_args()
     need_shared()
     defaults = _distill_defaults()
@@ -119,18 +127,20 @@ def main() -> None:
         started = time.perf_counter()
         memory.ingest([folder], progress=False)
         timings["ingest_s"] = time.perf_counter() - started
-        started = time.perf_counter()
-        result = memory.distill("new", progress=True)
-        timings["distill_s"] = time.perf_counter() - started
+        if args.base_only:
+            result = version = None
+        else:
+            started = time.perf_counter()
+            result = memory.distill("new", progress=True)
+            timings["distill_s"] = time.perf_counter() - started
+            version = Registry(home / "adapters").get(result.version)
+            print(
+                f"distilled {result.name}/{result.version}: {version.manifest['counts']} "
+                f"examples, {result.train.steps} steps in {result.train.seconds:.0f} s, "
+                f"promoted={result.promoted} ({result.reason})",
+                file=sys.stderr,
+            )
         distill_peak_mb = peak_rss_mb()  # ingest + dataset + training, before evaluation
-        version = Registry(home / "adapters").get(result.version)
-        dataset = version.manifest["dataset"]
-        print(
-            f"distilled {result.name}/{result.version}: {version.manifest['counts']} examples, "
-            f"{result.train.steps} steps in {result.train.seconds:.0f} s, "
-            f"promoted={result.promoted} ({result.reason})",
-            file=sys.stderr,
-        )
 
         started = time.perf_counter()
         # The same dtype training used (bf16 where the CPU has it): generation is the slow part.
@@ -140,7 +150,7 @@ def main() -> None:
         metrics = evaluate_adapters(
             model,
             tokenizer,
-            {"adapter": str(version.path)},
+            {"adapter": str(version.path)} if version else {},
             as_examples(questions),  # loss of XQuAD's gold answers, teacher-forced
             questions,
             options,
@@ -149,56 +159,62 @@ def main() -> None:
         )
         timings["eval_s"] = time.perf_counter() - started
 
-    base, adapter = metrics["base"], metrics["adapter"]
-    goals = {
-        "adapter_f1_gain_vs_base": round(adapter["token_f1"] - base["token_f1"], 4),
-        "adapter_f1_gain_goal": 0.10,
-        "adapter_rag_minus_base_rag_f1": round(
-            metrics["adapter+rag"]["token_f1"] - metrics["base+rag"]["token_f1"], 4
-        ),
-        "adapter_rag_gain_goal": 0.05,
-        "control_recall_drop": round(base["control_recall"] - adapter["control_recall"], 4),
-        "control_recall_drop_goal": 0.02,
-    }
     report = {
         "lang": args.lang,
         "paragraphs": len(chosen),
         "questions": len(questions),
         "base_model": args.base,
+        "answer_style": args.answer_style,
         "reader_examples": args.reader,
         "teacher": args.teacher,
-        "dataset": dataset,
-        "counts": version.manifest["counts"],
-        "training": result.train.to_json(),
         "eval_dtype": eval_dtype,
-        "internal_eval": result.metrics,
         "xquad": metrics,
-        "goals": goals,
         "timings": {k: round(v, 1) for k, v in timings.items()},
         "peak_rss_mb": {
             "distill": round(distill_peak_mb),
             "with_evaluation": round(peak_rss_mb()),
         },
     }
+    if version is not None:
+        base, adapter = metrics["base"], metrics["adapter"]
+        report |= {
+            "dataset": version.manifest["dataset"],
+            "counts": version.manifest["counts"],
+            "training": result.train.to_json(),
+            "internal_eval": result.metrics,
+            "goals": {
+                "adapter_f1_gain_vs_base": round(adapter["token_f1"] - base["token_f1"], 4),
+                "adapter_f1_gain_goal": 0.10,
+                "adapter_rag_minus_base_rag_f1": round(
+                    metrics["adapter+rag"]["token_f1"] - metrics["base+rag"]["token_f1"], 4
+                ),
+                "adapter_rag_gain_goal": 0.05,
+                "control_recall_drop": round(base["control_recall"] - adapter["control_recall"], 4),
+                "control_recall_drop_goal": 0.02,
+            },
+        }
     OUT.mkdir(parents=True, exist_ok=True)
-    tag = f"{args.lang}-{'reader' if args.reader else 'noreader'}-{args.teacher}"
+    mix = "base-only" if args.base_only else ("reader" if args.reader else "noreader")
+    tag = f"{args.lang}-{mix}-{args.teacher}-{args.answer_style}"
     out = OUT / f"distill-gain-{tag}.json"
     out.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
+    steps = f"{result.train.steps} training steps" if result else "no training"
     print(
         f"\nXQuAD {args.lang}: {len(chosen)} paragraphs, {len(questions)} human questions, "
-        f"base {args.base}, reader examples {args.reader}, teacher {args.teacher}, "
-        f"{result.train.steps} training steps"
+        f"base {args.base}, answer style {args.answer_style}, reader examples {args.reader}, "
+        f"teacher {args.teacher}, {steps}"
     )
     print("| arm | token F1 | key-info recall | exact match | gold-answer loss | control recall |")
     print("|---|---|---|---|---|---|")
-    for arm in ARMS:
+    for arm in (a for a in ARMS if a in metrics):
         m = metrics[arm]
         print(
             f"| {arm} | {m['token_f1']:.3f} | {m['recall']:.3f} | {m['exact_match']:.3f} | "
             f"{m.get('val_loss') or '–'} | {m.get('control_recall', '–')} |"
         )
-    print(f"\ngoals: {json.dumps(goals)}")
+    if "goals" in report:
+        print(f"\ngoals: {json.dumps(report['goals'])}")
     print(f"timings: {report['timings']}; peak RSS MB: {report['peak_rss_mb']}; written to {out}")
 
 

@@ -15,6 +15,7 @@ from mem.index.options import (
     RetrievalOptions,
 )
 from mem.ingest.chunking import ChunkingOptions
+from mem.memory.answering.prompting import ANSWER_STYLES
 from mem.memory.home import write_atomic
 
 DEFAULT_CONFIG = """\
@@ -116,6 +117,10 @@ threads = 0
 min_relevance = 0.81
 # Store every `mem ask` / `mem chat` exchange as a conversation in memory (--no-remember).
 remember = true
+# "short": the answer itself (a name, a number, a phrase) when that answers the question,
+# then its [n]; "sentence": one full sentence ending in [n]. Reader training examples use
+# the same instruction, so an adapter learns the form `mem ask` asks for.
+answer_style = "short"
 
 [transcription]
 model = "base"
@@ -253,6 +258,7 @@ class LLMSection:
     threads: int = 0
     min_relevance: float = 0.81
     remember: bool = True
+    answer_style: str = "short"
 
 
 @dataclass(frozen=True)
@@ -338,6 +344,11 @@ def parse_config(text: str) -> Config:
         raise ConfigError(
             f"[retrieval] chunk_vectors should be one of {', '.join(CHUNK_VECTORS)}, "
             f"not {kwargs['retrieval'].chunk_vectors!r}"
+        )
+    if kwargs["llm"].answer_style not in ANSWER_STYLES:
+        raise ConfigError(
+            f"[llm] answer_style should be one of {', '.join(ANSWER_STYLES)}, "
+            f"not {kwargs['llm'].answer_style!r}"
         )
     return Config(**kwargs)
 

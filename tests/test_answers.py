@@ -83,8 +83,12 @@ def _gold_number(answer: dict, name: str) -> int:
     return next(s["rank"] for s in answer["sources"] if s["source"].endswith(name))
 
 
+def _words(text: str) -> list[str]:
+    return re.sub(r"\[\d+\]", " ", text).split()
+
+
 @pytest.mark.model
-def test_a_russian_question_gets_a_russian_answer_citing_the_right_note(home: Path) -> None:
+def test_a_russian_question_gets_a_short_russian_answer_citing_the_right_note(home: Path) -> None:
     code, answer, err = run_mem(
         home, "ask", "Какой код у синих ворот на даче?", "--json", "--max-tokens", "64"
     )
@@ -92,10 +96,20 @@ def test_a_russian_question_gets_a_russian_answer_citing_the_right_note(home: Pa
     assert answer["model"].startswith("qwen2.5-coder-1.5b"), answer["model"]
     text = answer["answer"]
     assert "4721" in text, text
-    assert answer_language(re.sub(r"\[\d+\]", "", text)) == "ru", text
+    # [llm] answer_style = "short": the answer, not the question restated around it.
+    assert len(_words(text)) <= 6, text
     cited = {int(n) for n in re.findall(r"\[(\d+)\]", text)}
     assert _gold_number(answer, "gates.md") in cited, (text, answer["sources"])
     assert cited <= {s["rank"] for s in answer["sources"]}
+    # An answer in words is in the question's language.
+    code, answer, err = run_mem(
+        home, "ask", "У кого лежит ключ от зелёных ворот?", "--json", "--max-tokens", "64"
+    )
+    assert code == 0, err
+    text = answer["answer"]
+    assert "Марин" in text and len(_words(text)) <= 8, text
+    assert answer_language(" ".join(_words(text))) == "ru", text
+    assert _gold_number(answer, "gates.md") in {int(n) for n in re.findall(r"\[(\d+)\]", text)}
 
 
 @pytest.mark.model

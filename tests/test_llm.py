@@ -76,6 +76,25 @@ def test_prompt_is_in_the_question_language_with_numbered_sources() -> None:
     assert question == "Question: Why ReLU?" and "in English" in instruction
 
 
+def test_answer_style_short_asks_for_the_answer_words_sentence_for_a_sentence() -> None:
+    from mem.memory.config import ConfigError, parse_config
+
+    sources = [_source(1, "Код от синих ворот — 4721.")]
+    for question, short_word, sentence_word in (
+        ("Какой код у ворот?", "как можно короче", "одним предложением"),
+        ("What is the gate code?", "as briefly as possible", "in one sentence"),
+    ):
+        default = build_messages(question, sources)[-1]["content"].rsplit("\n\n", 1)[1]
+        assert short_word in default and sentence_word not in default
+        sentence = build_messages(question, sources, style="sentence")[-1]["content"]
+        assert sentence.rsplit("\n\n", 1)[1].count(sentence_word) == 1
+    with pytest.raises(ValueError, match="answer style 'long'"):
+        build_messages("q?", sources, style="long")
+    assert parse_config('[llm]\nanswer_style = "sentence"\n').llm.answer_style == "sentence"
+    with pytest.raises(ConfigError, match="answer_style should be one of short, sentence"):
+        parse_config('[llm]\nanswer_style = "long"\n')
+
+
 def test_long_sources_are_cut_to_fit_the_context() -> None:
     user = build_messages("q?", [_source(1, "word " * 5000)])[-1]["content"]
     assert len(user) < 2000

@@ -45,6 +45,7 @@ class AskSettings:
     max_tokens: int | None = None
     generation: GenerationOptions | None = None  # all sampling options at once (tests, benchmarks)
     domains: tuple[str, ...] = ()  # domain adapters stacked on the current core-self one
+    answer_style: str | None = None  # prompting.ANSWER_STYLES; None = [llm] answer_style
 
 
 def relevance(index: Index, question: str, sources: Sequence[Source]) -> float:
@@ -70,12 +71,13 @@ def generate(
     options: GenerationOptions,
     history: Sequence[Message] = (),
     on_token: OnToken | None = None,
+    style: str = "short",
 ) -> Answer:
     """Stream an answer over the numbered sources; citations of no source are dropped, and
     each sentence cites the source that holds its words (prompting.verify_citations). The
     stream is the model's own text; the returned answer is the checked one."""
     pieces: list[str] = []
-    for piece in backend.stream(build_messages(question, sources, history), options):
+    for piece in backend.stream(build_messages(question, sources, history, style), options):
         pieces.append(piece)
         if on_token is not None:
             on_token(piece)
@@ -145,7 +147,8 @@ class Answerer:
                 return Answer(question, text, (), relevance=round(score, 4))
             sources = ()
         options = generation_options(self.memory, self.settings)
-        found = generate(self.backend, question, sources, options, history, on_token)
+        style = self.settings.answer_style or self.memory.config.llm.answer_style
+        found = generate(self.backend, question, sources, options, history, on_token, style)
         return replace(found, relevance=round(score, 4))
 
     def remember(self, conversation_id: str, answer: Answer) -> Answer:

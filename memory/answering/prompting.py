@@ -28,16 +28,35 @@ _SYSTEM = {
         "ничего нет."
     ),
 }
-_INSTRUCTION = {
-    "en": (
-        "Answer the question briefly, in one sentence, in English, and end the sentence with "
-        "the number of the source in square brackets."
-    ),
-    "ru": (
-        "Ответь на вопрос коротко, одним предложением, по-русски, и в конце предложения "
-        "укажи номер источника в квадратных скобках."
-    ),
+# "short": the answer itself (a name, a number, a phrase) when that answers the question,
+# with its source; "sentence": one full sentence. Against XQuAD's human answers the
+# sentence form buried the answer in restated question words (token F1 ru 0.25, en 0.20
+# with the answer in 63 % / 88 % of replies; benchmarks/answer_quality.py, issue 15's note).
+_INSTRUCTIONS = {
+    "short": {
+        # Qwen2.5-1.5B answered "write only the name, number or phrase" in English with a
+        # bare "[2]"; "with the answer's words" keeps the words in.
+        "en": (
+            "Answer the question in English, as briefly as possible but with the answer's "
+            "words, and end with the number of the source in square brackets."
+        ),
+        "ru": (
+            "Ответь на вопрос по-русски, как можно короче, но словами ответа, и в конце "
+            "укажи номер источника в квадратных скобках."
+        ),
+    },
+    "sentence": {
+        "en": (
+            "Answer the question briefly, in one sentence, in English, and end the sentence "
+            "with the number of the source in square brackets."
+        ),
+        "ru": (
+            "Ответь на вопрос коротко, одним предложением, по-русски, и в конце предложения "
+            "укажи номер источника в квадратных скобках."
+        ),
+    },
 }
+ANSWER_STYLES = tuple(_INSTRUCTIONS)
 _SOURCES = {"en": "Sources:", "ru": "Источники:"}
 _QUESTION = {"en": "Question:", "ru": "Вопрос:"}
 _NO_SOURCES = {"en": "(none found)", "ru": "(ничего не найдено)"}
@@ -72,17 +91,22 @@ def build_messages(
     question: str,
     sources: Sequence[Source],
     history: Sequence[dict[str, str]] = (),
+    style: str = "short",
 ) -> list[dict[str, str]]:
     """System prompt in the question's language, earlier turns, then sources and question.
 
     Sources go into the last user message (not the system prompt): small models follow
     what is closest to the question, and earlier turns keep only their text, not their
-    sources, so a long chat still fits the context window.
+    sources, so a long chat still fits the context window. `style` is one of ANSWER_STYLES
+    ([llm] answer_style).
     """
+    if style not in _INSTRUCTIONS:
+        raise ValueError(f"answer style {style!r}: expected one of {', '.join(ANSWER_STYLES)}")
     lang = answer_language(question)
     blocks = "\n\n".join(format_source(s, n) for n, s in enumerate(sources, start=1))
     blocks = blocks or _NO_SOURCES[lang]
-    user = f"{_SOURCES[lang]}\n\n{blocks}\n\n{_QUESTION[lang]} {question}\n\n{_INSTRUCTION[lang]}"
+    how = _INSTRUCTIONS[style][lang]
+    user = f"{_SOURCES[lang]}\n\n{blocks}\n\n{_QUESTION[lang]} {question}\n\n{how}"
     return [
         {"role": "system", "content": _SYSTEM[lang]},
         *history,

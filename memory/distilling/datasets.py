@@ -464,6 +464,8 @@ def reader_examples(memory: Memory, sources: int, negative_share: float):
     """
     from mem.memory.answering.prompting import build_messages, not_in_memory
 
+    style = memory.config.llm.answer_style
+
     def make(example: Example) -> list[Example]:
         question, answer = example.prompt, example.answer
         found = memory.retrieve(question, sources + 1)
@@ -478,7 +480,9 @@ def reader_examples(memory: Memory, sources: int, negative_share: float):
         else:
             given = found[:sources]
         number = next(n for n, s in enumerate(given, start=1) if s.chunk_id == example.source)
-        out = [_reader(example, build_messages(question, given), f"{answer} [{number}]")]
+        out = [
+            _reader(example, build_messages(question, given, style=style), f"{answer} [{number}]")
+        ]
         # Negatives: only distractors; skipped when one of them holds the answer too.
         head = " ".join(answer.split()[:8])
         if (
@@ -486,7 +490,7 @@ def reader_examples(memory: Memory, sources: int, negative_share: float):
             and _share("negative:" + question) < negative_share
             and not any(head in " ".join(s.text.split()) for s in distractors)
         ):
-            messages = build_messages(question, distractors)
+            messages = build_messages(question, distractors, style=style)
             out.append(_reader(example, messages, not_in_memory(question)))
         return out
 

@@ -46,7 +46,8 @@ def rag_messages(memory: Memory, k: int) -> Callable[[str], list[dict]]:
     for the RAG arms of the evaluation."""
     from mem.memory.answering.prompting import build_messages
 
-    return lambda question: build_messages(question, memory.retrieve(question, k=k))
+    style = memory.config.llm.answer_style
+    return lambda question: build_messages(question, memory.retrieve(question, k=k), style=style)
 
 
 def distill(
