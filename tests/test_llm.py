@@ -119,6 +119,24 @@ def test_unknown_model_and_backend_are_clear_errors(tmp_path: Path) -> None:
 
 
 @pytest.mark.model
+def test_released_llamas_are_freed_once_their_last_user_lets_go() -> None:
+    """mem distill's teacher model must not stay resident while the adapter trains."""
+    import gc
+    import weakref
+
+    from mem.memory.answering.llm import release_llamas
+
+    backend = LocalBackend("smollm2", context_tokens=512)
+    loaded = weakref.ref(backend.llama)
+    release_llamas()
+    assert loaded() is not None  # a backend still using it (mem serve) keeps it
+    assert backend.chat([{"role": "user", "content": "Hi"}], GREEDY)
+    del backend
+    gc.collect()
+    assert loaded() is None  # without release_llamas the process-wide cache would hold it
+
+
+@pytest.mark.model
 def test_local_backend_streams_token_by_token() -> None:
     # What the backend promises: pieces arrive as they are generated, and they add up to a
     # reply that answers. Not that two calls agree to the bit: llama.cpp's sums depend on

@@ -121,6 +121,20 @@ def load_llama(path: Path, context_tokens: int = 8192, threads: int = 0):
         return _LLAMAS[key]
 
 
+def release_llamas() -> None:
+    """Forget the loaded llama.cpp models, so that each is freed once its last user lets go.
+
+    `mem distill` with the LLM teacher calls this before training: the teacher's model and its
+    context would otherwise stay resident beside the model being trained (2 GB or more with
+    the default 1.5B). A backend still holding one (`mem serve`) keeps it working.
+    """
+    import gc
+
+    with _LLAMAS_LOCK:
+        _LLAMAS.clear()
+    gc.collect()
+
+
 class LocalBackend(_Chat):
     """A GGUF chat model in this process; the model's own chat template builds the prompt."""
 

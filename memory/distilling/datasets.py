@@ -401,6 +401,11 @@ def build(
         )
         if bar:
             bar.close()
+        if d.teacher == "llm":
+            from mem.memory.answering.llm import release_llamas
+
+            del generator  # the teacher's model: not resident while the adapter trains
+            release_llamas()
     except NothingToDistill as nothing:
         memory.corpus.finish_run(run_id, "skipped", {**tagged, "reason": str(nothing)})
         raise
