@@ -16,6 +16,7 @@ from mem.memory.answering.prompting import (
     build_messages,
     check_citations,
     not_in_memory,
+    tidy_answer,
     verify_citations,
 )
 from mem.memory.records import Answer, Source
@@ -81,7 +82,7 @@ def generate(
         pieces.append(piece)
         if on_token is not None:
             on_token(piece)
-    check = check_citations("".join(pieces), len(sources))
+    check = check_citations(tidy_answer("".join(pieces)), len(sources))
     verified = verify_citations(check.text, sources)
     return Answer(
         question=question,

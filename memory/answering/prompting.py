@@ -153,6 +153,31 @@ def check_citations(answer: str, n_sources: int) -> CitationCheck:
     return CitationCheck(text.strip(), tuple(cited), tuple(invalid))
 
 
+# -- tidying: what a small model wraps around its answer ---------------------------------------
+
+# Qwen2.5-1.5B sometimes opens with a line about the answer ("Вот ответ на вопрос по-русски:",
+# seen on the test notes and on XQuAD) and closes with "Источник: [1]" after citing [1].
+_LEAD_IN = re.compile(
+    r"^[^\n\[\]\d]{0,80}(?:ответ|answer)[^\n\[\]\d]{0,80}:[ \t]*\n\s*\n(?=\S)", re.IGNORECASE
+)
+_SOURCE_TAIL = re.compile(
+    r"(?:(?<=[.!?\]\n])|^)\s*(?:источники?|sources?)\s*:\s*(\[\d+\](?:\s*,?\s*\[\d+\])*)\.?\s*$",
+    re.IGNORECASE,
+)
+
+
+def tidy_answer(answer: str) -> str:
+    """The answer without a lead-in line ending in ":" and without a closing "Source: [n]"
+    that repeats a citation the answer already made."""
+    text = _LEAD_IN.sub("", answer.strip(), count=1)
+    tail = _SOURCE_TAIL.search(text)
+    if tail:
+        body = text[: tail.start()]
+        if set(re.findall(r"\[(\d+)\]", tail.group(1))) <= set(re.findall(r"\[(\d+)\]", body)):
+            text = body.rstrip()
+    return text
+
+
 # -- attribution: checking the model's citations against the sources' words -------------------
 
 # A sentence is attributed to the source that holds most of its words (Snowball stems, so
