@@ -149,7 +149,8 @@ class TorchE5:
         self.dtype = getattr(torch, resolve_dtype(dtype))
         self._torch = torch
         # Every core we may run on; torch's default counts physical cores only.
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        torch.set_num_threads(max(1, cores or 1))
         shapes = {0: (self.dim, self.dim), 4: (ff, self.dim), 5: (self.dim, ff)}
         self.layers = []
         for layer in range(layers):
