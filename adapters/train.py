@@ -25,6 +25,7 @@ from pathlib import Path
 from mem.adapters.data import IGNORE, Encoded, Example, encode
 from mem.adapters.loss import answer_loss_sum
 from mem.adapters.options import LoraOptions as LoraOptions
+from mem.models.hardware import resolve_cpu_dtype
 
 log = logging.getLogger("mem.adapters")
 
@@ -68,28 +69,9 @@ def _rss_mb() -> float | None:
     return None
 
 
-def cpu_has_bf16() -> bool:
-    """Does this CPU (the one we run on, not the one we were built on) do bf16 natively?"""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
-            for line in info:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
-    except OSError:
-        pass
-    return False
-
-
 def cpu_dtype(options: LoraOptions) -> str:
     """ "bfloat16" or "float32": what the base model is loaded as for CPU training."""
-    if options.cpu_dtype not in ("auto", "float32", "bfloat16"):
-        raise ValueError(
-            f"[lora] cpu_dtype must be auto, float32 or bfloat16, not {options.cpu_dtype!r}"
-        )
-    if options.cpu_dtype == "auto":
-        return "bfloat16" if cpu_has_bf16() else "float32"
-    return options.cpu_dtype
+    return resolve_cpu_dtype(options.cpu_dtype, "[lora] cpu_dtype")
 
 
 def use_qlora(options: LoraOptions) -> bool:

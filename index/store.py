@@ -181,8 +181,8 @@ class Index:
         pooled = self.settings.chunk_vectors == "pooled"
         pieces = [pooling_pieces(c) for c in chunks] if pooled else [[t] for t in texts]
         wanted = [p for ps in pieces for p in ps]
-        # One call: the cache encodes each distinct text once, and the encoder gets one
-        # long batch (it packs texts back to back, so their lengths cost no padding).
+        # One call: the cache encodes each distinct text once, and the encoder gets one long
+        # batch, which it sorts by length so that padding stays small.
         embedded = self.embed(wanted + [text for _, text, _ in sentence_rows])
         if not pooled:
             return embedded[: len(texts)], embedded[len(texts) :]

