@@ -23,7 +23,8 @@ class DistillOptions:
     max_tokens: int = 1280
     # Reader (RAFT-style) examples: a question with retrieved sources, answered with its [n].
     reader_examples: bool = False
-    reader_sources: int = 3
+    reader_sources: int = 2
+    reader_window_words: int = 64  # each source cut to this many words around the fact; 0 = whole
     reader_negative_share: float = 0.2
     # Hygiene and the split (distill/hygiene.py).
     redact: bool = True

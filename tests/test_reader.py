@@ -12,11 +12,15 @@ import pytest
 from homes import copy_folder, make_home
 
 from mem.distill.export import read_jsonl
+from mem.index.lexical import analyze
 from mem.memory import Memory
 from mem.memory.answering.prompting import answer_language, build_messages, not_in_memory
+from mem.memory.distilling.datasets import window
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "distill"
 SOURCE_HEAD = re.compile(r"^\[(\d+)\] ", re.MULTILINE)
+# Shorter than the fixture notes (40-60 words), so every source is cut to a window.
+WINDOW = 20
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +30,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
         root / "home",
         reader_examples=True,
         reader_negative_share=0.3,
+        reader_window_words=WINDOW,
         validation_share=0.3,
         heldout_share=0.3,
         threshold=0.0,
@@ -57,12 +62,30 @@ def _question(row: dict) -> str:
 
 
 def _blocks(user: str) -> dict[int, str]:
-    """Source number -> the text of that source block in a `mem ask` prompt."""
-    body = user.split("\n\n", 1)[1][: ASKED.search(user).start()]
+    """Source number -> the text of that source block in a `mem ask` prompt (its title line
+    left out)."""
+    body = user[: ASKED.search(user).start()].split("\n\n", 1)[1]
     parts = SOURCE_HEAD.split(body)
     return {
-        int(n): " ".join(text.split()) for n, text in zip(parts[1::2], parts[2::2], strict=True)
+        int(n): " ".join(block.split("\n", 1)[-1].split())
+        for n, block in zip(parts[1::2], parts[2::2], strict=True)
     }
+
+
+def _window_text(block: str) -> str:
+    """A source block's words without the "…" that marks where its window was cut."""
+    return block.removeprefix("… ").removesuffix(" …")
+
+
+def test_a_window_is_cut_around_its_focus_and_marked_where_cut() -> None:
+    words = [f"w{i}" for i in range(60)]
+    text = " ".join([*words[:30], "Кейван", "Шорт", "сделал", "11", "мешков", *words[30:]])
+    focus = dict.fromkeys(analyze("Кейван Шорт 11"), 2)
+    cut = window(text, focus, 9)
+    assert cut == "… w27 w28 w29 Кейван Шорт сделал 11 мешков w30 …"  # the fact mid-window
+    assert window(text, {}, 4) == "w0 w1 w2 w3 …"  # nothing to look for: the start
+    assert window(text, focus, 0) == text == window(text, focus, 200)  # off, or short enough
+    assert window(text, dict.fromkeys(analyze("w59"), 1), 3) == "… w57 w58 w59"
 
 
 def test_reader_examples_are_the_ask_prompt_with_the_right_citation(built: dict) -> None:
@@ -72,11 +95,12 @@ def test_reader_examples_are_the_ask_prompt_with_the_right_citation(built: dict)
     positives = [r for r in readers if re.search(r"\[\d+\]$", r["messages"][-1]["content"])]
     negatives = [r for r in readers if r not in positives]
     assert positives and negatives
+    answer_words_shown = []
     for row in readers:
         question = _question(row)
         user = row["messages"][-2]["content"]
         blocks = _blocks(user)
-        gold = " ".join(built["chunks"][row["source"]].text.split())[:200]
+        gold = " ".join(built["chunks"][row["source"]].text.split())
         # The messages `mem ask` sends for this question: its system prompt, then one user
         # message with the numbered sources and the question.
         lang = answer_language(question)
@@ -87,13 +111,27 @@ def test_reader_examples_are_the_ask_prompt_with_the_right_citation(built: dict)
         # ... and after the sources, the same question and instruction mem ask ends with.
         empty = build_messages(question, [])[1]["content"]
         assert user.endswith(empty[empty.index("\n\n", len(head) + 2) :]) and blocks
+        # Each source is a window of its chunk, never the whole 40-60 word note.
+        assert all(len(_window_text(b).split()) <= WINDOW for b in blocks.values()), blocks
         answer = row["messages"][-1]["content"]
         if row in positives:
             number = int(re.search(r"\[(\d+)\]$", answer).group(1))
-            assert gold[:120] in blocks[number], (number, blocks)  # cites the answering chunk
+            cited = _window_text(blocks[number])
+            assert cited in gold, (number, blocks)  # cites (a window of) the answering chunk
+            said = set(analyze(answer))
+            start = " ".join(gold.split()[:WINDOW])  # what a cut at the chunk's start shows
+            answer_words_shown.append(
+                [len(said & set(analyze(text))) / max(1, len(said)) for text in (cited, start)]
+            )
         else:
             assert answer == not_in_memory(question) and lang in ("ru", "en")
-            assert all(gold[:120] not in text for text in blocks.values())
+            assert all(_window_text(text) not in gold for text in blocks.values())
+    # The gold window is cut around the answer: most of its words are in view, far more than
+    # at the start of the chunk (offline answers are whole sentences, some longer than WINDOW).
+    shown, at_start = (
+        sum(pair[i] for pair in answer_words_shown) / len(answer_words_shown) for i in (0, 1)
+    )
+    assert shown >= 0.7 and shown >= at_start + 0.2, (shown, at_start)
     # No held-out question reaches training in any form.
     asked = {_question(r) for r in readers}
     assert asked.isdisjoint({h["question"] for h in built["heldout"]})

@@ -394,7 +394,9 @@ def build(
             },
             progress=bar.update if bar else None,
             reader=(
-                reader_examples(memory, d.reader_sources, d.reader_negative_share)
+                reader_examples(
+                    memory, d.reader_sources, d.reader_negative_share, d.reader_window_words
+                )
                 if d.reader_examples
                 else None
             ),
@@ -460,16 +462,54 @@ def _share(key: str) -> float:
     return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2**64
 
 
-def reader_examples(memory: Memory, sources: int, negative_share: float):
+def window(text: str, focus: dict[str, int], words: int) -> str:
+    """The `words` consecutive words of `text` that hold the most weight of `focus` (stem →
+    weight), "…" where it was cut; the whole text when it is that short or words <= 0."""
+    from mem.index.lexical import analyze
+
+    split = text.split()
+    if words <= 0 or len(split) <= words:
+        return " ".join(split)
+    weights = [max((focus.get(stem, 0) for stem in analyze(w)), default=0) for w in split]
+    totals = [sum(weights[:words])]
+    for start in range(1, len(split) - words + 1):
+        totals.append(totals[-1] + weights[start + words - 1] - weights[start - 1])
+    # Of the best windows in a row, the middle one: the fact with context on both sides.
+    first = totals.index(max(totals))
+    last = first
+    while last + 1 < len(totals) and totals[last + 1] == totals[first]:
+        last += 1
+    best_at = (first + last) // 2 if totals[first] else 0
+    cut = " ".join(split[best_at : best_at + words])
+    return ("… " if best_at else "") + cut + (" …" if best_at + words < len(split) else "")
+
+
+def reader_examples(memory: Memory, sources: int, negative_share: float, window_words: int = 0):
     """Reader examples from a question/answer example (RAFT: the answering passage among
     distractors that the memory's own retrieval returns, and a cited answer).
 
     The gold chunk keeps the rank retrieval gave it; when retrieval missed it, it takes a
     rank the question's hash picks, so the adapter learns to look, not to always cite [1].
+    With window_words > 0 each source is cut to that many words: the gold one around the
+    answer's and the question's words, a distractor around the question's (the part that
+    looks most like an answer), so the cut itself does not tell which one answers.
     """
+    from mem.index.lexical import analyze
     from mem.memory.answering.prompting import build_messages, not_in_memory
 
     style = memory.config.llm.answer_style
+
+    def cut(given: list[Source], question: str, answer: str, gold_id: str) -> list[Source]:
+        if window_words <= 0:
+            return given
+        asked = dict.fromkeys(analyze(question), 1)
+        answering = asked | dict.fromkeys(analyze(answer), 2)
+        return [
+            replace(
+                s, text=window(s.text, answering if s.chunk_id == gold_id else asked, window_words)
+            )
+            for s in given
+        ]
 
     def make(example: Example) -> list[Example]:
         question, answer = example.prompt, example.answer
@@ -485,6 +525,7 @@ def reader_examples(memory: Memory, sources: int, negative_share: float):
         else:
             given = found[:sources]
         number = next(n for n, s in enumerate(given, start=1) if s.chunk_id == example.source)
+        given = cut(given, question, answer, example.source)
         out = [
             _reader(example, build_messages(question, given, style=style), f"{answer} [{number}]")
         ]
@@ -495,7 +536,7 @@ def reader_examples(memory: Memory, sources: int, negative_share: float):
             and _share("negative:" + question) < negative_share
             and not any(head in " ".join(s.text.split()) for s in distractors)
         ):
-            messages = build_messages(question, distractors, style=style)
+            messages = build_messages(question, cut(distractors, question, "", ""), style=style)
             out.append(_reader(example, messages, not_in_memory(question)))
         return out
 
