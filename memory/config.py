@@ -16,7 +16,7 @@ from mem.index.options import (
     RetrievalOptions,
 )
 from mem.ingest.chunking import ChunkingOptions
-from mem.memory.answering.prompting import ANSWER_STYLES
+from mem.memory.answering.prompting import ANSWER_STYLES, DEFAULT_ANSWER_STYLE
 from mem.memory.home import write_atomic
 from mem.models.hardware import CPU_DTYPES
 
@@ -269,7 +269,7 @@ class LLMSection:
     threads: int = 0
     min_relevance: float = 0.81
     remember: bool = True
-    answer_style: str = "short"
+    answer_style: str = DEFAULT_ANSWER_STYLE
 
 
 @dataclass(frozen=True)

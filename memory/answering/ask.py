@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from mem.memory.answering.llm import Backend, GenerationOptions, LLMError, Message, load_backend
 from mem.memory.answering.prompting import (
+    DEFAULT_ANSWER_STYLE,
     build_messages,
     check_citations,
     not_in_memory,
@@ -72,7 +73,7 @@ def generate(
     options: GenerationOptions,
     history: Sequence[Message] = (),
     on_token: OnToken | None = None,
-    style: str = "short",
+    style: str = DEFAULT_ANSWER_STYLE,
 ) -> Answer:
     """Stream an answer over the numbered sources; citations of no source are dropped, and
     each sentence cites the source that holds its words (prompting.verify_citations). The

@@ -57,6 +57,7 @@ _INSTRUCTIONS = {
     },
 }
 ANSWER_STYLES = tuple(_INSTRUCTIONS)
+DEFAULT_ANSWER_STYLE = "short"  # [llm] answer_style
 _SOURCES = {"en": "Sources:", "ru": "Источники:"}
 _QUESTION = {"en": "Question:", "ru": "Вопрос:"}
 _NO_SOURCES = {"en": "(none found)", "ru": "(ничего не найдено)"}
@@ -91,7 +92,7 @@ def build_messages(
     question: str,
     sources: Sequence[Source],
     history: Sequence[dict[str, str]] = (),
-    style: str = "short",
+    style: str = DEFAULT_ANSWER_STYLE,
 ) -> list[dict[str, str]]:
     """System prompt in the question's language, earlier turns, then sources and question.
 
