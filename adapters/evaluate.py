@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from mem.adapters.data import IGNORE, Example, HeldoutQuestion, encode, prompt_ids
 
-METRICS = ("token_f1", "exact_match", "recall", "val_loss")
+ANSWER_METRICS = ("token_f1", "exact_match", "recall")
+METRICS = (*ANSWER_METRICS, "val_loss")
 Rag = Callable[[str], Sequence[dict]]
 LOWER_IS_BETTER = {"val_loss", "perplexity"}
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from mem.adapters.evaluate import EvalOptions
 
+PRIMARY_ARMS = ("rag", "closed-book")
+
 
 @dataclass(frozen=True)
 class LoraOptions:
@@ -38,8 +40,11 @@ class LoraOptions:
     # Recompute each layer's activations in the backward pass instead of keeping them: about
     # a third more compute for a fraction of the memory (CPU and CUDA).
     gradient_checkpointing: bool = True
-    # Promotion (adapters/evaluate.py): the metric the new adapter must win on, by min_gain.
+    # Promotion (adapters/evaluate.py): the metric the new adapter must win on, by min_gain,
+    # and on which answers: "rag" (with retrieved sources, as `mem ask --adapter` answers;
+    # closed-book when eval_rag is off) or "closed-book".
     primary_metric: str = "token_f1"
+    primary_arm: str = "rag"
     min_gain: float = 0.0
     eval_questions: int = 100
     eval_max_new_tokens: int = 48

@@ -20,12 +20,14 @@ from pathlib import Path
 
 from mem.adapters.data import dataset_hash, load_examples, load_heldout
 from mem.adapters.evaluate import (
+    ANSWER_METRICS,
     METRICS,
     Rag,
     better,
     evaluate_adapters,
     forgets,
 )
+from mem.adapters.options import PRIMARY_ARMS
 from mem.adapters.registry import CORE, Registry, RegistryError
 from mem.adapters.train import (
     LoraOptions,
@@ -100,6 +102,8 @@ def check_settings(settings: DistillSettings) -> None:
         raise ValueError(
             f"[lora] primary_metric {settings.lora.primary_metric!r}: one of {', '.join(METRICS)}"
         )
+    if settings.lora.primary_arm not in PRIMARY_ARMS:
+        raise ValueError(f"[lora] primary_arm must be one of {', '.join(PRIMARY_ARMS)}")
     if settings.lora.qlora not in ("auto", "off"):
         raise ValueError('[lora] qlora must be "auto" or "off"')
 
@@ -174,16 +178,19 @@ def run_distill(
             heldout,
             settings.lora.evaluation(),
             rag=settings.rag,
+            rag_arms=tuple(arms),
             control=_control(settings),
         )
         eval_seconds = time.perf_counter() - started
+        with_sources = settings.lora.primary_arm == "rag" and "adapter+rag" in metrics
         won, why = better(
-            metrics["adapter"],
-            metrics[reference_name],
+            judged(metrics, "adapter", with_sources),
+            judged(metrics, reference_name, with_sources),
             settings.lora.primary_metric,
             settings.lora.min_gain,
         )
-        reason = f"{'better' if won else 'not better'} than {reference_name}: {why}"
+        arm = "with sources" if with_sources else "closed-book"
+        reason = f"{'better' if won else 'not better'} than {reference_name} ({arm}): {why}"
         forgot = forgets(metrics["adapter"], metrics["base"], settings.lora.max_control_drop)
         if won and forgot:
             won, reason = False, f"{reason}, but {forgot}"
@@ -227,6 +234,16 @@ def run_distill(
             },
         )
         raise
+
+
+def judged(metrics: dict[str, dict], arm: str, with_sources: bool) -> dict:
+    """What promotion compares for an arm: its answers with retrieved sources (how
+    `mem ask --adapter` answers) when with_sources, else closed-book; its losses either way
+    (a RAG arm has none), so a tie still goes to validation loss."""
+    if not with_sources:
+        return metrics[arm]
+    answers = {k: v for k, v in metrics[f"{arm}+rag"].items() if k in ANSWER_METRICS}
+    return metrics[arm] | answers
 
 
 def _control(settings: DistillSettings) -> list:

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/distill_gain.py [--lang ru] [--paragraphs 16] [--max-questions 80]
         [--epochs 3] [--base qwen2.5-0.5b] [--reader/--no-reader] [--teacher offline|llm]
-        [--answer-style short|sentence] [--base-only]
+        [--answer-style short|sentence] [--base-only] [--unseen 8]
 
 1. A fresh memory home ingests the first N XQuAD paragraphs, one document each.
 2. `mem distill` builds the SFT set with mem's own generator (it never sees XQuAD's
@@ -13,6 +13,9 @@
    retrieved chunks, question). Reported: token F1, key-information recall (share of the gold
    answer's words in the reply), exact match, and the teacher-forced loss of the gold
    answer; the general control set on the closed-book arms shows forgetting.
+4. With --unseen N, the next N paragraphs are ingested after training and their questions
+   asked in the same arms: what a reader adapter learned should carry to memory it never
+   trained on.
 
 Goals (issue 15): base+RAG F1 >= 0.45 (ru) / 0.55 (en), adapter+RAG >= base+RAG + 0.05,
 adapter closed-book >= base + 0.10, control recall drop <= 0.02. Token F1 ignores citation
@@ -31,6 +34,7 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -72,6 +76,37 @@ def _distill_defaults() -> dict:
     return tomllib.loads(DEFAULT_CONFIG)["distill"]
 
 
+def evaluate_unseen(memory, model, tokenizer, adapter: Path, args, options) -> dict:
+    """Ingest the next --unseen paragraphs (new memory since the adapter was trained) and
+    ask their XQuAD questions in the four arms: a reader adapter should answer them better
+    with sources, a knowledge adapter cannot know them closed-book."""
+    from mem.adapters.data import HeldoutQuestion
+    from mem.adapters.evaluate import evaluate_adapters
+    from mem.memory.distilling.training import rag_messages
+
+    paragraphs, all_questions = xquad(args.lang)
+    first, last = args.paragraphs, args.paragraphs + args.unseen
+    folder = OUT / f"distill-gain-{args.lang}-unseen"
+    shutil.rmtree(folder, ignore_errors=True)
+    write_paragraphs(folder, paragraphs[first:last], "u")
+    memory.ingest([folder], progress=False)
+    questions = [
+        HeldoutQuestion(q.question, q.answer, source=f"u{q.paragraph - first:03d}")
+        for q in all_questions
+        if first <= q.paragraph < last
+    ][: args.max_questions]
+    metrics = evaluate_adapters(
+        model,
+        tokenizer,
+        {"adapter": str(adapter)},
+        (),
+        questions,
+        replace(options, max_questions=len(questions)),
+        rag=rag_messages(memory, 3),
+    )
+    return {"paragraphs": last - first, "questions": len(questions), "metrics": metrics}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lang", default="ru", choices=["ru", "en"])
@@ -92,6 +127,13 @@ def main() -> None:
         "--answer-style", default="short", help="[llm] answer_style of the RAG prompt."
     )
     parser.add_argument("--base-only", action="store_true", help="No training: base arms only.")
+    parser.add_argument(
+        "--unseen",
+        type=int,
+        default=0,
+        help="Then ingest N more paragraphs the adapter never trained on, and ask their "
+        "questions too (does what it learned carry to new memory?).",
+    )
     args = parser.parse_args()
     need_shared()
     defaults = _distill_defaults()
@@ -158,6 +200,11 @@ def main() -> None:
             control=control_questions(),
         )
         timings["eval_s"] = time.perf_counter() - started
+        unseen = None
+        if args.unseen and version is not None:
+            started = time.perf_counter()
+            unseen = evaluate_unseen(memory, model, tokenizer, version.path, args, options)
+            timings["unseen_eval_s"] = time.perf_counter() - started
 
     report = {
         "lang": args.lang,
@@ -175,6 +222,8 @@ def main() -> None:
             "with_evaluation": round(peak_rss_mb()),
         },
     }
+    if unseen is not None:
+        report["unseen"] = unseen
     if version is not None:
         base, adapter = metrics["base"], metrics["adapter"]
         report |= {
@@ -213,6 +262,16 @@ def main() -> None:
             f"| {arm} | {m['token_f1']:.3f} | {m['recall']:.3f} | {m['exact_match']:.3f} | "
             f"{m.get('val_loss') or '–'} | {m.get('control_recall', '–')} |"
         )
+    if unseen is not None:
+        print(
+            f"\nunseen: {unseen['paragraphs']} paragraphs ingested after training, "
+            f"{unseen['questions']} human questions"
+        )
+        print("| arm | token F1 | key-info recall | exact match |")
+        print("|---|---|---|---|")
+        for arm in ARMS:
+            m = unseen["metrics"][arm]
+            print(f"| {arm} | {m['token_f1']:.3f} | {m['recall']:.3f} | {m['exact_match']:.3f} |")
     if "goals" in report:
         print(f"\ngoals: {json.dumps(report['goals'])}")
     print(f"timings: {report['timings']}; peak RSS MB: {report['peak_rss_mb']}; written to {out}")

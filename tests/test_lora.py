@@ -222,7 +222,12 @@ def distilled(base, models_dir, facts_dataset, tmp_path_factory):
         **{**FAST.__dict__, "max_steps": 6, "eval_max_new_tokens": 12, "eval_questions": 3}
         | {"primary_metric": "val_loss", "control_set": "none"},
     )  # fmt: skip
-    settings = DistillSettings("smollm2", models_dir, lora)
+    note = "Marina's cat is called Pirozhok."
+
+    def rag(question: str) -> list[dict]:
+        return [{"role": "user", "content": f"Sources:\n[1] {note}\n\nQuestion: {question}"}]
+
+    settings = DistillSettings("smollm2", models_dir, lora, rag=rag)
     first = run_distill(facts_dataset, home / "adapters", home / "runs", settings, loaded=base)
     answers = [a for _, a in FACTS]
     random.Random(3).shuffle(answers)
@@ -253,6 +258,10 @@ def test_better_adapter_is_promoted_and_worse_is_not(distilled):
     assert first.metrics["adapter"]["val_loss"] < first.metrics["base"]["val_loss"]
     assert not second.promoted and second.version == "v0002"
     assert second.metrics["adapter"]["val_loss"] > second.metrics["current"]["val_loss"]
+    # Judged on the answers with sources, as `mem ask --adapter` gives them, against the
+    # current adapter's answers with the same sources; a tie goes to validation loss.
+    assert "(with sources)" in first.reason and "(with sources)" in second.reason
+    assert {"adapter+rag", "current+rag"} <= set(second.metrics)
     assert registry.current() == "v0001"
     rejected = registry.get("v0002").manifest
     assert rejected["status"] == "rejected" and rejected["compared_with"] == "v0001"
@@ -315,6 +324,28 @@ def test_load_for_inference_with_core_and_domain_adapter(distilled, models_dir):
         model.generate(input_ids=ids, max_new_tokens=2, do_sample=False).shape[1]
         == ids.shape[1] + 2
     )
+
+
+def test_promotion_judges_the_answers_with_sources_unless_told_otherwise():
+    from mem.adapters.evaluate import better
+    from mem.adapters.pipeline import judged
+    from mem.memory.config import ConfigError, parse_config
+
+    # A reader adapter (distill_gain, XQuAD ru): no better closed-book, far better with sources.
+    metrics = {
+        "base": {"token_f1": 0.05, "recall": 0.17, "val_loss": 2.48},
+        "base+rag": {"token_f1": 0.15, "recall": 0.13, "val_loss": None},
+        "adapter": {"token_f1": 0.0, "recall": 0.0, "val_loss": 2.23},
+        "adapter+rag": {"token_f1": 0.44, "recall": 0.53, "val_loss": None},
+    }
+    with_sources = judged(metrics, "adapter", True)
+    assert with_sources["token_f1"] == 0.44 and with_sources["val_loss"] == 2.23
+    assert better(with_sources, judged(metrics, "base", True), "token_f1")[0]
+    assert not better(judged(metrics, "adapter", False), metrics["base"], "token_f1")[0]
+    assert parse_config("").lora.primary_arm == "rag"
+    assert parse_config('[lora]\nprimary_arm = "closed-book"\n').lora.primary_arm == "closed-book"
+    with pytest.raises(ConfigError, match="primary_arm should be one of rag, closed-book"):
+        parse_config('[lora]\nprimary_arm = "both"\n')
 
 
 def test_rag_arms_answer_from_the_retrieved_sources(base):
