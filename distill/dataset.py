@@ -80,6 +80,8 @@ def build_dataset(
     if reader is not None:
         for name, part in (("train", split.train), ("validation", split.validation)):
             made = [r for e in part if e.kind in READER_FROM for r in reader(e)]
+            if options.redact:  # retrieved sources are raw chunk text: redacted like the rest
+                redactions.update(redact_examples(made))
             answers = {id(r): r.answer for r in made}
             fitting, _ = limit_length(made, counter, options.max_tokens)
             # A reader answer cut short would lose its citation: such an example is dropped.

@@ -22,7 +22,7 @@ class DistillOptions:
     base_model: str = "qwen2.5-0.5b"
     max_tokens: int = 1280
     # Reader (RAFT-style) examples: a question with retrieved sources, answered with its [n].
-    reader_examples: bool = False
+    reader_examples: bool = True
     reader_sources: int = 2
     reader_window_words: int = 64  # each source cut to this many words around the fact; 0 = whole
     reader_negative_share: float = 0.2

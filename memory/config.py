@@ -168,12 +168,12 @@ max_tokens = 1280
 # Reader examples (RAFT-style): each training question with `reader_sources` chunks that
 # retrieval finds for it, in the very prompt `mem ask` sends, answered with the right [n];
 # a `reader_negative_share` of them get only the distractors and answer "not in memory".
-# They teach the adapter to read and cite retrieved sources. Off until measured on the
-# default base model (benchmarks/distill_gain.py). Each source is cut to a window of
-# `reader_window_words` words around what the question asks (0 = the whole chunk, as
-# `mem ask` sends it): on 2 CPU cores a step of four examples with three whole chunks took
-# 212 s; two windows of 64 words make an example about a third as long.
-reader_examples = false
+# They teach the adapter to read and cite retrieved sources: on XQuAD ru the adapter's
+# answers with sources scored token F1 0.51 with them, 0.36 without, 0.15 for the base model
+# (benchmarks/distill_gain.py). Each source is cut to a window of `reader_window_words`
+# words around what the question asks (0 = the whole chunk, as `mem ask` sends it), so that
+# an example costs little more than a plain one to train on a CPU.
+reader_examples = true
 reader_sources = 2
 reader_window_words = 64
 reader_negative_share = 0.2

@@ -113,6 +113,8 @@ def test_a_tags_dataset_holds_only_its_material(tagged: dict) -> None:
         *read_jsonl(folder / "heldout_questions.jsonl"),
     ]
     assert rows and {r["source"] for r in rows} <= tagged_ids
+    # Reader examples too: their retrieved sources come from the tagged material only.
+    assert any(r.get("kind") == "reader" for r in rows)
     texts = " ".join(json.dumps(r, ensure_ascii=False) for r in rows)
     assert "wheel" in texts and "Байкал" not in texts and "sourdough" not in texts.lower()
 

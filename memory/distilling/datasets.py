@@ -395,7 +395,11 @@ def build(
             progress=bar.update if bar else None,
             reader=(
                 reader_examples(
-                    memory, d.reader_sources, d.reader_negative_share, d.reader_window_words
+                    memory,
+                    d.reader_sources,
+                    d.reader_negative_share,
+                    d.reader_window_words,
+                    within=memory.corpus.tagged_chunk_ids(tag) if tag else None,
                 )
                 if d.reader_examples
                 else None
@@ -484,7 +488,13 @@ def window(text: str, focus: dict[str, int], words: int) -> str:
     return ("… " if best_at else "") + cut + (" …" if best_at + words < len(split) else "")
 
 
-def reader_examples(memory: Memory, sources: int, negative_share: float, window_words: int = 0):
+def reader_examples(
+    memory: Memory,
+    sources: int,
+    negative_share: float,
+    window_words: int = 0,
+    within: set[str] | None = None,
+):
     """Reader examples from a question/answer example (RAFT: the answering passage among
     distractors that the memory's own retrieval returns, and a cited answer).
 
@@ -493,6 +503,7 @@ def reader_examples(memory: Memory, sources: int, negative_share: float, window_
     With window_words > 0 each source is cut to that many words: the gold one around the
     answer's and the question's words, a distractor around the question's (the part that
     looks most like an answer), so the cut itself does not tell which one answers.
+    `within`: the chunk ids sources may come from (a domain's dataset holds its material only).
     """
     from mem.index.lexical import analyze
     from mem.memory.answering.prompting import build_messages, not_in_memory
@@ -513,7 +524,9 @@ def reader_examples(memory: Memory, sources: int, negative_share: float, window_
 
     def make(example: Example) -> list[Example]:
         question, answer = example.prompt, example.answer
-        found = memory.retrieve(question, sources + 1)
+        # A domain build looks deeper, since most of what is found may lie outside it.
+        found = memory.retrieve(question, (sources + 1) * (4 if within is not None else 1))
+        found = [s for s in found if within is None or s.chunk_id in within][: sources + 1]
         distractors = [s for s in found if s.chunk_id != example.source][:sources]
         gold = next((s for s in found[:sources] if s.chunk_id == example.source), None)
         if gold is None:
