@@ -31,8 +31,12 @@ from mem.distill.hygiene import (
 from mem.distill.options import DistillOptions
 from mem.distill.records import Example, SourceItem
 
-# Reader examples are made from these kinds: a question a person could ask, and its answer.
+# Reader examples are made from these kinds: a question a person could ask, and its answer,
+# if that answer is short enough to be the answer `mem ask` asks for (its words, then [n]).
+# The offline generator's clozes are answered by their whole sentence (30-40 words in XQuAD):
+# as reader examples they taught the opposite of a short answer.
 READER_FROM = ("qa",)
+READER_MAX_ANSWER_WORDS = 20
 
 
 @dataclass
@@ -79,7 +83,12 @@ def build_dataset(
     reader_counts: dict[str, int] = {}
     if reader is not None:
         for name, part in (("train", split.train), ("validation", split.validation)):
-            made = [r for e in part if e.kind in READER_FROM for r in reader(e)]
+            made = [
+                r
+                for e in part
+                if e.kind in READER_FROM and len(e.answer.split()) <= READER_MAX_ANSWER_WORDS
+                for r in reader(e)
+            ]
             if options.redact:  # retrieved sources are raw chunk text: redacted like the rest
                 redactions.update(redact_examples(made))
             answers = {id(r): r.answer for r in made}

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from homes import copy_folder, make_home
 
+from mem.distill.dataset import READER_MAX_ANSWER_WORDS
 from mem.distill.export import read_jsonl
+from mem.distill.hygiene import redact
 from mem.index.lexical import analyze
 from mem.memory import Memory
 from mem.memory.answering.prompting import answer_language, build_messages, not_in_memory
@@ -100,7 +103,8 @@ def test_reader_examples_are_the_ask_prompt_with_the_right_citation(built: dict)
         question = _question(row)
         user = row["messages"][-2]["content"]
         blocks = _blocks(user)
-        gold = " ".join(built["chunks"][row["source"]].text.split())
+        # The chunk's text as training sees it: contacts and keys redacted, like all examples.
+        gold = " ".join(redact(built["chunks"][row["source"]].text, Counter()).split())
         # The messages `mem ask` sends for this question: its system prompt, then one user
         # message with the numbered sources and the question.
         lang = answer_language(question)
@@ -116,6 +120,8 @@ def test_reader_examples_are_the_ask_prompt_with_the_right_citation(built: dict)
         answer = row["messages"][-1]["content"]
         if row in positives:
             number = int(re.search(r"\[(\d+)\]$", answer).group(1))
+            # The answer `mem ask` asks for: its words, not a whole restated passage.
+            assert len(answer.split()) <= READER_MAX_ANSWER_WORDS + 1, answer
             cited = _window_text(blocks[number])
             assert cited in gold, (number, blocks)  # cites (a window of) the answering chunk
             said = set(analyze(answer))
