@@ -16,7 +16,7 @@ class DistillOptions:
     min_importance: float = 0.3
     replay_share: float = 0.15
     # Who writes the examples (distill/generate.py): "offline" or "llm" (the [llm] backend).
-    teacher: str = "offline"
+    teacher: str = "llm"
     teacher_budget_min: float = 120.0  # per build; then the offline generator; 0 = no limit
     # The model the LoRA trains on; its tokenizer measures example lengths.
     base_model: str = "qwen2.5-0.5b"

@@ -12,14 +12,16 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def make_home(path: Path, **settings: object) -> Path:
-    """A home without sentence vectors (half the embedding time), with settings replaced.
+    """A home without sentence vectors (half the embedding time) and with the offline distill
+    teacher (the LLM teacher takes about a minute per chunk; its own tests cover it), with
+    settings replaced.
 
     Keys are config.toml keys (in whatever section they stand); values are written as JSON,
     which TOML reads the same for strings, numbers and booleans.
     """
     path.mkdir(parents=True)
     text = DEFAULT_CONFIG
-    for key, value in {"sentence_vectors": False, **settings}.items():
+    for key, value in {"sentence_vectors": False, "teacher": "offline", **settings}.items():
         head, sep, tail = text.partition(f"\n{key} = ")
         assert sep, f"no setting {key!r} in the default config"
         text = head + sep + json.dumps(value) + "\n" + tail.partition("\n")[2]
