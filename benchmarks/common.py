@@ -39,6 +39,21 @@ def xquad(lang: str) -> tuple[list[str], list[Question]]:
     return paragraphs, questions
 
 
+def write_config(home: Path, settings: dict[str, str]) -> None:
+    """<home>/config.toml: the defaults, with each `key = value` line given replaced (values
+    as TOML text)."""
+    import re
+
+    from mem.memory.config import DEFAULT_CONFIG
+
+    config = DEFAULT_CONFIG
+    for key, value in settings.items():
+        config, n = re.subn(rf"^{key} = .*$", f"{key} = {value}", config, count=1, flags=re.M)
+        assert n == 1, key
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text(config, encoding="utf-8")
+
+
 def write_paragraphs(folder: Path, paragraphs: list[str], prefix: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for i, text in enumerate(paragraphs):

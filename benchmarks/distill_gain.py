@@ -38,7 +38,7 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import OUT, need_shared, peak_rss_mb, write_paragraphs, xquad
+from common import OUT, need_shared, peak_rss_mb, write_config, write_paragraphs, xquad
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -48,24 +48,17 @@ ARMS = ("base", "base+rag", "adapter", "adapter+rag")
 def configure(home: Path, args: argparse.Namespace) -> None:
     """config.toml for the run: the defaults, but the chosen base, data mix and epochs, and a
     short internal evaluation."""
-    import re
-
-    from mem.memory.config import DEFAULT_CONFIG
-
-    settings = {
-        "epochs": str(args.epochs),
-        "eval_questions": "30",
-        "base_model": f'"{args.base}"',
-        "reader_examples": str(args.reader).lower(),
-        "teacher": f'"{args.teacher}"',
-        "answer_style": f'"{args.answer_style}"',
-    }
-    config = DEFAULT_CONFIG
-    for key, value in settings.items():
-        config, n = re.subn(rf"^{key} = .*$", f"{key} = {value}", config, count=1, flags=re.M)
-        assert n == 1, key
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "config.toml").write_text(config, encoding="utf-8")
+    write_config(
+        home,
+        {
+            "epochs": str(args.epochs),
+            "eval_questions": "30",
+            "base_model": f'"{args.base}"',
+            "reader_examples": str(args.reader).lower(),
+            "teacher": f'"{args.teacher}"',
+            "answer_style": f'"{args.answer_style}"',
+        },
+    )
 
 
 def _distill_defaults() -> dict:

@@ -33,7 +33,7 @@ from itertools import pairwise
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import OUT, SHARED, peak_rss_mb
+from common import OUT, SHARED, peak_rss_mb, write_config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 EXPORT = SHARED / "chatgpt-export" / "conversations.json"
@@ -81,16 +81,7 @@ def turn_examples(items: list, max_turns: int, max_chars: int = 2000) -> dict[st
 def configure(home: Path, teacher: str) -> None:
     """The default config, with the chosen teacher and a short internal evaluation (this
     benchmark measures perplexity, not the held-out answers distill reports on its own)."""
-    import re
-
-    from mem.memory.config import DEFAULT_CONFIG
-
-    config = DEFAULT_CONFIG
-    for key, value in {"teacher": f'"{teacher}"', "eval_questions": "10"}.items():
-        config, n = re.subn(rf"^{key} = .*$", f"{key} = {value}", config, count=1, flags=re.M)
-        assert n == 1, key
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "config.toml").write_text(config, encoding="utf-8")
+    write_config(home, {"teacher": f'"{teacher}"', "eval_questions": "10"})
 
 
 def main() -> None:
