@@ -33,9 +33,9 @@ _SYSTEM = {
 # (verify_citations). Asked to end with "[n]", Qwen2.5-0.5B answered Russian questions with a
 # source number instead of the answer ("3" for "136"). benchmarks/answer_quality.py, 24 XQuAD
 # questions, k=3, token F1 asked to cite -> not asked: 0.5B ru 0.29 -> 0.33, en 0.31 -> 0.30
-# (gold answer in the reply 0.42 -> 0.67); 1.5B ru 0.27 -> 0.42, en 0.44 -> 0.64, with 88 %
-# (ru) / 100 % (en) of answers cited by attribution. "short-cited" keeps the request, as a
-# baseline; "sentence": one full sentence ending in [n] (F1 ru 0.25, en 0.20).
+# (0.5B en: gold answer in the reply 0.42 -> 0.67); 1.5B ru 0.27 -> 0.42, en 0.44 -> 0.64,
+# with 88 % (ru) / 100 % (en) of answers cited by attribution. "short-cited" keeps the
+# request, as a baseline; "sentence": one full sentence ending in [n] (F1 ru 0.25, en 0.20).
 _INSTRUCTIONS = {
     "short": {
         "en": "Answer the question in English, as briefly as possible, with the answer's words.",
