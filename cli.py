@@ -227,7 +227,7 @@ def _print_sources(answer) -> None:
     if answer.invalid_citations:
         numbers = ", ".join(f"[{n}]" for n in answer.invalid_citations)
         click.echo(f"mem: removed citations of sources that do not exist: {numbers}", err=True)
-    if answer.answer and answer.cited != answer.model_cited:
+    if answer.answer and answer.model_cited and answer.cited != answer.model_cited:
         wrote = ", ".join(f"[{n}]" for n in answer.model_cited) or "none"
         click.echo(
             f"mem: citations checked against the sources' words: the answer cites "
@@ -238,6 +238,16 @@ def _print_sources(answer) -> None:
 
 def _stream_to_stdout(piece: str) -> None:
     click.echo(piece, nl=False)
+
+
+def _end_stream(answer) -> None:
+    """After a streamed answer: the citations mem added (the default prompt does not ask the
+    model for them, so the streamed text has none), then a blank line."""
+    if answer.answer is None:
+        return
+    if answer.cited and not answer.model_cited:
+        click.echo(" " + "".join(f"[{n}]" for n in answer.cited), nl=False)
+    click.echo("\n")
     sys.stdout.flush()
 
 
@@ -287,9 +297,8 @@ def ask(
     if as_json:
         _print_json(answer.to_json())
         return
-    if answer.answer is not None:
-        click.echo("\n")
-    elif not answer.sources:
+    _end_stream(answer)
+    if answer.answer is None and not answer.sources:
         click.echo("Nothing in memory matches that question.")
     _print_sources(answer)
 
@@ -331,7 +340,7 @@ def chat(
                 continue
             click.echo(click.style("mem> ", bold=True), nl=False)
             answer = session.ask(question, on_token=_stream_to_stdout)
-            click.echo("\n")
+            _end_stream(answer)
             _print_sources(answer)
             click.echo()
     except LLMError as exc:

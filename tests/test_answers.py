@@ -149,3 +149,19 @@ def test_an_english_question_gets_a_cited_english_answer(home: Path) -> None:
     assert answer_language(text) == "en", text
     cited = {int(n) for n in re.findall(r"\[(\d+)\]", text)}
     assert _gold_number(answer, "trip.md") in cited, (text, answer["sources"])
+
+
+@pytest.mark.model
+def test_the_terminal_answer_shows_the_citations_mem_added(home: Path) -> None:
+    # The default prompt does not ask the model to cite; the streamed reply has no [n], so
+    # `mem ask` prints the ones mem attributed right after it, before the source list.
+    code, out, err = run_mem(
+        home, "ask", "When does the train to Kazan leave?", "--max-tokens", "64"
+    )
+    assert code == 0, err
+    answer, listing = out.split("\n\n", 1)
+    assert "07:40" in answer or "7:40" in answer, out
+    trip = next(line for line in listing.splitlines() if "trip.md" in line)
+    rank = re.match(r"\[(\d+)\]", trip).group(1)
+    assert answer.rstrip().endswith(f"[{rank}]"), out
+    assert "cited" in trip and "citations checked" not in err, (out, err)
