@@ -243,11 +243,11 @@ def _stream_to_stdout(piece: str) -> None:
 def _end_stream(answer) -> None:
     """After a streamed answer: the citations mem added (the default prompt does not ask the
     model for them, so the streamed text has none), then a blank line."""
+    from mem.memory.answering.prompting import added_citations
+
     if answer.answer is None:
         return
-    if answer.cited and not answer.model_cited:
-        click.echo(" " + "".join(f"[{n}]" for n in answer.cited), nl=False)
-    click.echo("\n")
+    click.echo(added_citations(answer.cited, answer.model_cited) + "\n")
     sys.stdout.flush()
 
 

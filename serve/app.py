@@ -29,6 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mem.index.vectors import IndexUnavailable
+from mem.memory.answering.prompting import added_citations
 from mem.serve.service import Service, ServiceError
 
 
@@ -175,6 +176,10 @@ def build_app(
                     yield chunk({"content": value})
                 elif kind == "done":
                     # The stream is the model's own text; `mem.answer` is the checked one.
+                    # Citations mem added where the model wrote none follow the text.
+                    tail = added_citations(value.cited, value.model_cited)
+                    if tail:
+                        yield chunk({"content": tail})
                     yield chunk({}, "stop", mem=value.to_json())
                     break
                 else:

@@ -254,3 +254,11 @@ def test_transformers_backend_loads_a_base_model_with_a_peft_adapter(
 
 def test_prompt_without_sources_says_so() -> None:
     assert "Sources:\n\n(none found)\n\nQuestion: and?" in build_messages("and?", [])[-1]["content"]
+
+
+def test_added_citations_follow_a_stream_only_where_the_model_cited_nothing() -> None:
+    from mem.memory.answering.prompting import added_citations
+
+    assert added_citations((2, 1), ()) == " [2][1]"
+    assert added_citations((2,), (2,)) == ""  # the stream already shows the model's [2]
+    assert added_citations((), ()) == ""  # nothing drawn from the sources: nothing to add

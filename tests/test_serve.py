@@ -141,6 +141,10 @@ def test_openai_client_streams_the_answer_then_the_sources(server: str, home: Pa
     mem = last.model_extra["mem"]
     assert mem["answer"].strip() and mem["model"] == "SmolLM2-135M-Instruct.Q4_1"
     _check_cited(mem)
+    # What the client shows cites what the checked answer cites (mem's own [n] follow the
+    # model's text when the model wrote none).
+    shown = {int(n) for n in re.findall(r"\[(\d+)\]", "".join(pieces))}
+    assert {int(n) for n in re.findall(r"\[(\d+)\]", mem["answer"])} <= shown, (pieces, mem)
     assert _turns(home) == before + 2
 
 

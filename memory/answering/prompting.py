@@ -162,6 +162,15 @@ def check_citations(answer: str, n_sources: int) -> CitationCheck:
     return CitationCheck(text.strip(), tuple(cited), tuple(invalid))
 
 
+def added_citations(cited: Sequence[int], model_cited: Sequence[int]) -> str:
+    """ " [1][2]": the citations mem attributed to an answer in which the model wrote none, to
+    show after the streamed reply (the default prompt does not ask the model to cite, so a
+    stream has none); "" when the model cited."""
+    if not cited or model_cited:
+        return ""
+    return " " + "".join(f"[{n}]" for n in cited)
+
+
 # -- tidying: what a small model wraps around its answer ---------------------------------------
 
 # Qwen2.5-1.5B sometimes opens with a line about the answer ("Вот ответ на вопрос по-русски:",
