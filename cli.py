@@ -228,7 +228,7 @@ def _print_sources(answer) -> None:
         numbers = ", ".join(f"[{n}]" for n in answer.invalid_citations)
         click.echo(f"mem: removed citations of sources that do not exist: {numbers}", err=True)
     if answer.answer and answer.model_cited and answer.cited != answer.model_cited:
-        wrote = ", ".join(f"[{n}]" for n in answer.model_cited) or "none"
+        wrote = ", ".join(f"[{n}]" for n in answer.model_cited)
         click.echo(
             f"mem: citations checked against the sources' words: the answer cites "
             f"{', '.join(f'[{n}]' for n in answer.cited)} (the model wrote {wrote})",
@@ -238,6 +238,7 @@ def _print_sources(answer) -> None:
 
 def _stream_to_stdout(piece: str) -> None:
     click.echo(piece, nl=False)
+    sys.stdout.flush()
 
 
 def _end_stream(answer) -> None:
@@ -248,7 +249,6 @@ def _end_stream(answer) -> None:
     if answer.answer is None:
         return
     click.echo(added_citations(answer.cited, answer.model_cited) + "\n")
-    sys.stdout.flush()
 
 
 @cli.command()
