@@ -3,6 +3,8 @@
 The folder is what `distill` writes under <home>/datasets/<id>/:
 
     train.jsonl, validation.jsonl   {"messages": [{"role", "content"}...], "source", "kind"}
+                                    (an assistant message with "training": false is context,
+                                    not learned: Axolotl's per-message flag of that name)
     heldout_questions.jsonl         {"question", "answer", "source", "kind"}
     manifest.json
 """
@@ -17,6 +19,12 @@ from pathlib import Path
 
 IGNORE = -100  # the label torch's cross-entropy skips
 ROLES = {"system", "user", "assistant"}
+TRAINING = "training"  # a message's flag: false = shown to the model, never a label
+
+
+def learned(message: dict) -> bool:
+    """Whether training puts labels on this message: an assistant reply not flagged off."""
+    return message["role"] == "assistant" and message.get(TRAINING, True) is not False
 
 
 class DatasetError(Exception):
@@ -73,7 +81,7 @@ def load_examples(folder: Path, split: str = "train") -> list[Example]:
             )
         ):
             raise DatasetError(f"{path}:{n}: 'messages' must be a list of {{role, content}}")
-        if not any(m["role"] == "assistant" for m in messages):
+        if not any(learned(m) for m in messages):
             raise DatasetError(f"{path}:{n}: no assistant message to learn from")
         examples.append(
             Example(tuple(messages), str(row.get("source", "")), str(row.get("kind", "")))
@@ -125,7 +133,8 @@ def _render(tokenizer, messages: Sequence[dict], generation_prompt: bool) -> lis
 
 def encode(tokenizer, example: Example, max_len: int) -> Encoded:
     """Token ids of the whole conversation in the model's chat template, with labels on the
-    assistant replies only (their end-of-turn marker included, so the model learns to stop).
+    assistant replies only (their end-of-turn marker included, so the model learns to stop),
+    except those flagged `"training": false` (the prompt's worked example).
 
     Each assistant span is found by rendering the conversation up to it: the prefix with a
     generation prompt ends where the reply starts, the prefix with the reply ends after it.
@@ -134,7 +143,7 @@ def encode(tokenizer, example: Example, max_len: int) -> Encoded:
     ids = _render(tokenizer, messages, generation_prompt=False)
     labels = [IGNORE] * len(ids)
     for n, message in enumerate(messages):
-        if message["role"] != "assistant":
+        if not learned(message):
             continue
         start = len(_render(tokenizer, messages[:n], generation_prompt=True))
         end = len(_render(tokenizer, messages[: n + 1], generation_prompt=False))

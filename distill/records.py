@@ -61,10 +61,17 @@ class Example:
     def to_json(self) -> dict:
         return {"messages": self.messages, "source": self.source, "kind": self.kind}
 
+    def _own(self) -> list[dict]:
+        # What follows the prompt's worked example (its reply is flagged "training": false,
+        # mem.adapters.data.TRAINING): the same in every reader example, so it must not make
+        # them near-duplicates of each other or join their answers.
+        shown = [n for n, m in enumerate(self.messages) if m.get("training") is False]
+        return self.messages[shown[-1] + 1 :] if shown else self.messages
+
     @property
     def prompt(self) -> str:
-        return "\n".join(m["content"] for m in self.messages if m["role"] == "user")
+        return "\n".join(m["content"] for m in self._own() if m["role"] == "user")
 
     @property
     def answer(self) -> str:
-        return "\n".join(m["content"] for m in self.messages if m["role"] == "assistant")
+        return "\n".join(m["content"] for m in self._own() if m["role"] == "assistant")

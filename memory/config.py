@@ -124,10 +124,12 @@ threads = 0
 min_relevance = 0.81
 # Store every `mem ask` / `mem chat` exchange as a conversation in memory (--no-remember).
 remember = true
-# "short": the answer itself (a name, a number, a phrase), in few words; mem cites
-# the source that holds them. "short-cited": the same, the model asked to end with [n] (a
-# 0.5B model then often writes a source number instead of the answer); "sentence": one full
-# sentence ending in [n]. Reader training examples use the same prompt as `mem ask`.
+# "short": the answer itself (a name, a number, a phrase), in few words, after one worked
+# example exchange that shows the form; mem cites the source that holds them.
+# "short-zero-shot": the same without the example. "short-cited": the model also asked to
+# end with [n] (a 0.5B model then often writes a source number instead of the answer);
+# "sentence": one full sentence ending in [n]. Reader training examples use the same prompt
+# as `mem ask`.
 answer_style = "short"
 
 [transcription]

@@ -75,9 +75,31 @@ def test_prompt_is_in_the_question_language_with_numbered_sources() -> None:
     cited = build_messages("Чем ReLU лучше сигмоиды?", sources, style="short-cited")
     assert "квадратных скобках" in cited[-1]["content"].rsplit("\n\n", 1)[1]
     en = build_messages("Why ReLU?", sources, history=[{"role": "user", "content": "hi"}])
-    assert en[1] == {"role": "user", "content": "hi"}
+    assert en[-2] == {"role": "user", "content": "hi"}  # earlier turns just before the question
     question, instruction = en[-1]["content"].rsplit("\n\n", 2)[1:]
     assert question == "Question: Why ReLU?" and "in English" in instruction
+
+
+def test_the_default_shows_one_worked_example_before_the_question() -> None:
+    sources = [_source(1, "Код от синих ворот — 4721.")]
+    for question in ("Какой код у ворот?", "What is the gate code?"):
+        messages = build_messages(question, sources)
+        _system, example, reply, asked = messages
+        assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+        # The example turn has the real turn's form: sources, question, the same instruction.
+        head = asked["content"].split("\n\n", 1)[0]
+        assert example["content"].startswith(head + "\n\n[1] ")
+        assert example["content"].rsplit("\n\n", 1)[1] == asked["content"].rsplit("\n\n", 1)[1]
+        # Its reply is a few words of its source [1], not a sentence and not a citation.
+        first_source = example["content"].split("[2]")[0]
+        assert reply["content"] in first_source and len(reply["content"].split()) <= 5
+        assert "[" not in reply["content"] and answer_language(reply["content"]) == (
+            answer_language(question)
+        )
+        # The user's own material is only in the last turn.
+        assert "4721" not in example["content"] and "4721" in asked["content"]
+        bare = build_messages(question, sources, style="short-zero-shot")
+        assert [m["role"] for m in bare] == ["system", "user"] and bare[-1] == asked
 
 
 def test_answer_style_short_asks_for_the_answer_words_sentence_for_a_sentence() -> None:
@@ -96,7 +118,8 @@ def test_answer_style_short_asks_for_the_answer_words_sentence_for_a_sentence() 
         build_messages("q?", sources, style="long")
     assert parse_config('[llm]\nanswer_style = "sentence"\n').llm.answer_style == "sentence"
     with pytest.raises(
-        ConfigError, match="answer_style should be one of short, short-cited, sentence"
+        ConfigError,
+        match="answer_style should be one of short, short-cited, sentence, short-zero-shot",
     ):
         parse_config('[llm]\nanswer_style = "long"\n')
 

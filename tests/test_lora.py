@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mem.adapters.data import IGNORE, encode, load_examples, load_heldout
+from mem.adapters.data import IGNORE, Example, encode, load_examples, load_heldout
 from mem.adapters.evaluate import EvalOptions, better, normalize, token_f1
 from mem.adapters.registry import Registry, RegistryError
 from mem.adapters.train import LoraOptions, read_metrics, train_lora
@@ -112,6 +112,16 @@ def test_dataset_reader_and_assistant_only_labels(base, facts_dataset):
     # Only the reply and its end-of-turn marker carry loss: not the system prompt, not the question.
     assert tokenizer.decode(learned).strip() == FACTS[0][1] + "<|im_end|>"
     assert len(learned) < len(encoded.input_ids) / 2
+    # A worked example in the prompt (its reply flagged "training": false) is context only.
+    shown = Example(
+        (
+            {"role": "user", "content": "Чем смазывают сковороду?"},
+            {"role": "assistant", "content": "сливочным маслом", "training": False},
+            *examples[0].messages[-2:],
+        )
+    )
+    labels = [t for t in encode(tokenizer, shown, max_len=256).labels if t != IGNORE]
+    assert tokenizer.decode(labels).strip() == FACTS[0][1] + "<|im_end|>"
 
 
 def test_answer_normalisation_is_russian_aware():

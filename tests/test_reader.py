@@ -105,15 +105,18 @@ def test_reader_examples_are_the_ask_prompt_with_the_right_citation(built: dict)
         blocks = _blocks(user)
         # The chunk's text as training sees it: contacts and keys redacted, like all examples.
         gold = " ".join(redact(built["chunks"][row["source"]].text, Counter()).split())
-        # The messages `mem ask` sends for this question: its system prompt, then one user
-        # message with the numbered sources and the question.
+        # The messages `mem ask` sends for this question: its system prompt and worked
+        # example, then one user message with the numbered sources and the question.
         lang = answer_language(question)
-        assert len(row["messages"]) == 3
-        assert row["messages"][0] == build_messages(question, [])[0]
-        head = build_messages(question, [])[1]["content"].split("\n\n", 1)[0]
+        asked = build_messages(question, [])
+        assert len(row["messages"]) == len(asked) + 1  # ... and the answer
+        # The worked example's reply is shown, not learned: the same in every example.
+        example_reply = {**asked[-2], "training": False}
+        assert row["messages"][:-2] == [*asked[:-2], example_reply]
+        head = asked[-1]["content"].split("\n\n", 1)[0]
         assert user.startswith(head + "\n\n[1] ")
         # ... and after the sources, the same question and instruction mem ask ends with.
-        empty = build_messages(question, [])[1]["content"]
+        empty = asked[-1]["content"]
         assert user.endswith(empty[empty.index("\n\n", len(head) + 2) :]) and blocks
         # Each source is a window of its chunk, never the whole 40-60 word note.
         assert all(len(_window_text(b).split()) <= WINDOW for b in blocks.values()), blocks

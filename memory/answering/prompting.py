@@ -64,6 +64,36 @@ _INSTRUCTIONS = {
         ),
     },
 }
+_INSTRUCTIONS["short-zero-shot"] = _INSTRUCTIONS["short"]  # the same, without the example
+# "short" shows the model one worked exchange first (a user turn in the real format, the
+# assistant's reply a few words from the source): told "as briefly as possible", Qwen2.5-0.5B
+# still answered English questions with a sentence that restates the question ("Jared Allen
+# had 136 career sacks."); with the example it answers "136". 40 XQuAD questions of
+# benchmarks/distill_gain.py's memory, llama.cpp, token F1 zero-shot -> example: 0.5B en
+# 0.19 -> 0.48, ru 0.26 -> 0.32. The example is about nothing a memory is likely to hold.
+_EXAMPLE = {
+    "en": (
+        (
+            "Pancakes",
+            "The batter rests for 20 minutes; the pan is greased with butter, not oil, and "
+            "heated until a drop of water hisses.",
+        ),
+        ("Trip", "We drove to Pskov in 2019 and stayed three nights."),
+        "What is the pan greased with?",
+        "butter",
+    ),
+    "ru": (
+        (
+            "Блины",
+            "Тесто отстаивается 20 минут; сковороду смазывают сливочным маслом, а не "
+            "растительным, и греют, пока капля воды не зашипит.",
+        ),
+        ("Поездка", "В 2019 году мы ездили в Псков и прожили там три ночи."),
+        "Чем смазывают сковороду?",
+        "сливочным маслом",
+    ),
+}
+_WITH_EXAMPLE = {"short"}
 ANSWER_STYLES = tuple(_INSTRUCTIONS)
 DEFAULT_ANSWER_STYLE = "short"  # [llm] answer_style
 _SOURCES = {"en": "Sources:", "ru": "Источники:"}
@@ -112,15 +142,27 @@ def build_messages(
     if style not in _INSTRUCTIONS:
         raise ValueError(f"answer style {style!r}: expected one of {', '.join(ANSWER_STYLES)}")
     lang = answer_language(question)
-    blocks = "\n\n".join(format_source(s, n) for n, s in enumerate(sources, start=1))
-    blocks = blocks or _NO_SOURCES[lang]
     how = _INSTRUCTIONS[style][lang]
-    user = f"{_SOURCES[lang]}\n\n{blocks}\n\n{_QUESTION[lang]} {question}\n\n{how}"
+    example: list[dict[str, str]] = []
+    if style in _WITH_EXAMPLE:
+        *notes, asked, answered = _EXAMPLE[lang]
+        shown = [Source(n, "", "", title, "", 0.0, text) for n, (title, text) in enumerate(notes)]
+        example = [
+            {"role": "user", "content": _user_turn(lang, asked, shown, how)},
+            {"role": "assistant", "content": answered},
+        ]
     return [
         {"role": "system", "content": _SYSTEM[lang]},
+        *example,
         *history,
-        {"role": "user", "content": user},
+        {"role": "user", "content": _user_turn(lang, question, sources, how)},
     ]
+
+
+def _user_turn(lang: str, question: str, sources: Sequence[Source], how: str) -> str:
+    blocks = "\n\n".join(format_source(s, n) for n, s in enumerate(sources, start=1))
+    blocks = blocks or _NO_SOURCES[lang]
+    return f"{_SOURCES[lang]}\n\n{blocks}\n\n{_QUESTION[lang]} {question}\n\n{how}"
 
 
 # -- citations ----------------------------------------------------------------------------------

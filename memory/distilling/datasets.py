@@ -557,8 +557,13 @@ def reader_examples(
 
 
 def _reader(example: Example, messages: list[dict], answer: str) -> Example:
+    from mem.adapters.data import TRAINING
+
+    # The prompt has no earlier turns here, so a reply in it is the worked example of
+    # answer_style "short": the same in every example, shown to the model, never learned.
+    shown = [{**m, TRAINING: False} if m["role"] == "assistant" else m for m in messages]
     return Example(
-        messages=[*messages, {"role": "assistant", "content": answer}],
+        messages=[*shown, {"role": "assistant", "content": answer}],
         source=example.source,
         kind="reader",
         group=example.group,
