@@ -4,7 +4,8 @@ The folder is what `distill` writes under <home>/datasets/<id>/:
 
     train.jsonl, validation.jsonl   {"messages": [{"role", "content"}...], "source", "kind"}
                                     (an assistant message with "training": false is context,
-                                    not learned: Axolotl's per-message flag of that name)
+                                    not learned; Axolotl reads the same flag when told
+                                    `message_field_training: training`)
     heldout_questions.jsonl         {"question", "answer", "source", "kind"}
     manifest.json
 """

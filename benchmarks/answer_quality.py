@@ -7,7 +7,8 @@ Memory: the 240 XQuAD paragraphs of one language, each its own document (default
 sentence vectors, to build it faster). For every n-th of XQuAD's own human-written
 questions, the real `mem ask` path runs: retrieval (k sources), the relevance gate, the
 prompt, generation at temperature 0, the citation check. Per model, answer style
-([llm] answer_style: the default "short", with "sentence" as the baseline) and language:
+([llm] answer_style: the default "short"; "short-zero-shot", "short-cited" and "sentence" as
+baselines) and language:
 
 * token F1 and gold-in-reply (the answer's words, lowercased, ё→е, citations removed);
 * cited: answers with at least one [n], after mem's citation check (and as the model wrote

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/distill_gain.py [--lang ru] [--paragraphs 16] [--max-questions 80]
         [--epochs 3] [--base qwen2.5-0.5b] [--reader/--no-reader] [--teacher offline|llm]
-        [--answer-style short|short-cited|sentence] [--base-only] [--unseen 8]
+        [--answer-style short|short-zero-shot|short-cited|sentence] [--base-only] [--unseen 8]
 
 1. A fresh memory home ingests the first N XQuAD paragraphs, one document each.
 2. `mem distill` builds the SFT set with mem's own generator (it never sees XQuAD's

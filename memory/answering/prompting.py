@@ -68,9 +68,11 @@ _INSTRUCTIONS["short-zero-shot"] = _INSTRUCTIONS["short"]  # the same, without t
 # "short" shows the model one worked exchange first (a user turn in the real format, the
 # assistant's reply a few words from the source): told "as briefly as possible", Qwen2.5-0.5B
 # still answered English questions with a sentence that restates the question ("Jared Allen
-# had 136 career sacks."); with the example it answers "136". 40 XQuAD questions of
-# benchmarks/distill_gain.py's memory, llama.cpp, token F1 zero-shot -> example: 0.5B en
-# 0.19 -> 0.48, ru 0.26 -> 0.32. The example is about nothing a memory is likely to hold.
+# had 136 career sacks."); with the example it answers "136". Token F1 zero-shot -> example,
+# benchmarks/answer_quality.py (24 questions, 240 paragraphs): 1.5B ru 0.42 -> 0.54, en
+# 0.64 -> 0.71; 0.5B en 0.30 -> 0.48, ru 0.33 -> 0.28 (it misreads Russian sources either
+# way). The example is about nothing a memory is likely to hold, and its reply is flagged
+# "training": false in reader examples (memory/distilling/datasets.py).
 _EXAMPLE = {
     "en": (
         (
