@@ -134,7 +134,8 @@ def build_messages(
     history: Sequence[dict[str, str]] = (),
     style: str = DEFAULT_ANSWER_STYLE,
 ) -> list[dict[str, str]]:
-    """System prompt in the question's language, earlier turns, then sources and question.
+    """System prompt in the question's language, the worked example (style "short"), earlier
+    turns, then sources and question.
 
     Sources go into the last user message (not the system prompt): small models follow
     what is closest to the question, and earlier turns keep only their text, not their
