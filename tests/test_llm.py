@@ -23,7 +23,9 @@ from mem.memory.answering.llm import (
     resolve_gguf,
 )
 from mem.memory.answering.prompting import (
+    ANSWER_STYLES,
     answer_language,
+    asks_for_citations,
     build_messages,
     check_citations,
     not_in_memory,
@@ -114,6 +116,8 @@ def test_answer_style_short_asks_for_the_answer_words_sentence_for_a_sentence() 
         assert short_word in default and sentence_word not in default
         sentence = build_messages(question, sources, style="sentence")[-1]["content"]
         assert sentence.rsplit("\n\n", 1)[1].count(sentence_word) == 1
+    # Reader training examples end with "[n]" only where the prompt asks the model to cite.
+    assert [s for s in ANSWER_STYLES if asks_for_citations(s)] == ["short-cited", "sentence"]
     with pytest.raises(ValueError, match="answer style 'long'"):
         build_messages("q?", sources, style="long")
     assert parse_config('[llm]\nanswer_style = "sentence"\n').llm.answer_style == "sentence"

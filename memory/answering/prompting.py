@@ -96,6 +96,14 @@ _EXAMPLE = {
     ),
 }
 _WITH_EXAMPLE = {"short"}
+_ASKS_FOR_CITATIONS = {"short-cited", "sentence"}
+
+
+def asks_for_citations(style: str) -> bool:
+    """Whether the prompt of this answer style asks the model to write the [n] itself."""
+    return style in _ASKS_FOR_CITATIONS
+
+
 ANSWER_STYLES = tuple(_INSTRUCTIONS)
 DEFAULT_ANSWER_STYLE = "short"  # [llm] answer_style
 _SOURCES = {"en": "Sources:", "ru": "Источники:"}

@@ -496,17 +496,18 @@ def reader_examples(
     within: set[str] | None = None,
 ):
     """Reader examples from a question/answer example (RAFT: the answering passage among
-    distractors that the memory's own retrieval returns, and a cited answer).
+    distractors that the memory's own retrieval returns, and the answer in the form the
+    prompt asks for: ending with its [n] only where the answer style asks the model to cite).
 
     The gold chunk keeps the rank retrieval gave it; when retrieval missed it, it takes a
-    rank the question's hash picks, so the adapter learns to look, not to always cite [1].
+    rank the question's hash picks, so the adapter learns to look, not to always take [1].
     With window_words > 0 each source is cut to that many words: the gold one around the
     answer's and the question's words, a distractor around the question's (the part that
     looks most like an answer), so the cut itself does not tell which one answers.
     `within`: the chunk ids sources may come from (a domain's dataset holds its material only).
     """
     from mem.index.lexical import analyze
-    from mem.memory.answering.prompting import build_messages, not_in_memory
+    from mem.memory.answering.prompting import asks_for_citations, build_messages, not_in_memory
 
     style = memory.config.llm.answer_style
 
@@ -539,9 +540,10 @@ def reader_examples(
             given = found[:sources]
         number = next(n for n, s in enumerate(given, start=1) if s.chunk_id == example.source)
         given = cut(given, question, answer, example.source)
-        out = [
-            _reader(example, build_messages(question, given, style=style), f"{answer} [{number}]")
-        ]
+        # The reply in the form the prompt asks for: with "[n]" only where it asks the model
+        # to cite (under "short" mem cites by attribution, and the worked example has none).
+        reply = f"{answer} [{number}]" if asks_for_citations(style) else answer
+        out = [_reader(example, build_messages(question, given, style=style), reply)]
         # Negatives: only distractors; skipped when one of them holds the answer too.
         head = " ".join(answer.split()[:8])
         if (
