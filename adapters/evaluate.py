@@ -110,8 +110,10 @@ def generate_answers(
     questions: Sequence[str],
     options: EvalOptions,
     rag: Rag | None = None,
+    finished_only: bool = False,
 ) -> list[str]:
-    """Greedy answers in the chat template, batched with left padding."""
+    """Greedy answers in the chat template, batched with left padding. finished_only: an
+    answer that ran into max_new_tokens before its end-of-turn token comes back as ""."""
     import torch
 
     device = next(model.parameters()).device
@@ -136,7 +138,9 @@ def generate_answers(
                 eos_token_id=tokenizer.eos_token_id,
             )
             for row in out[:, width:]:
-                answers.append(tokenizer.decode(row, skip_special_tokens=True).strip())
+                ended = bool((row == tokenizer.eos_token_id).any())
+                text = tokenizer.decode(row, skip_special_tokens=True).strip()
+                answers.append("" if finished_only and not ended else text)
     return answers
 
 

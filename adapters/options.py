@@ -55,6 +55,9 @@ class LoraOptions:
     # control_recall points the adapter may lose against the base.
     control_set: str = ""
     max_control_drop: float = 0.1
+    # Self-rehearsal (adapters/rehearsal.py): this many general prompts, answered by the base
+    # model itself, are trained on with the dataset so the adapter forgets less; 0 = none.
+    rehearsal: int = 48
 
     def evaluation(self) -> EvalOptions:
         """How the held-out questions are answered and scored."""

@@ -29,6 +29,7 @@ from mem.adapters.evaluate import (
 )
 from mem.adapters.options import PRIMARY_ARMS
 from mem.adapters.registry import CORE, Registry, RegistryError
+from mem.adapters.rehearsal import rehearsal_examples
 from mem.adapters.train import (
     LoraOptions,
     TrainResult,
@@ -159,8 +160,17 @@ def run_distill(
             quantize,
             dtype=cpu_dtype(settings.lora),
         )
+        # The base's own answers to general prompts, made before the LoRA wraps it.
+        rehearsal = rehearsal_examples(model, tokenizer, settings.lora.rehearsal, progress=progress)
         trained = train_lora(
-            model, tokenizer, train, settings.lora, run_dir, resume, on_step, progress
+            model,
+            tokenizer,
+            [*train, *rehearsal],
+            settings.lora,
+            run_dir,
+            resume,
+            on_step,
+            progress,
         )
         plot_training(run_dir)
         arms = {"adapter": str(trained.adapter_dir)}
@@ -199,7 +209,12 @@ def run_distill(
             "reason": reason,
             "base_model": settings.base_model,
             "dataset": {"id": dataset_dir.name, "path": str(dataset_dir), "hash": data_hash},
-            "counts": {"train": len(train), "validation": len(validation), "heldout": len(heldout)},
+            "counts": {
+                "train": len(train),
+                "rehearsal": len(rehearsal),
+                "validation": len(validation),
+                "heldout": len(heldout),
+            },
             "hyperparameters": asdict(settings.lora),
             "primary_metric": settings.lora.primary_metric,
             "compared_with": current.version if current else "base",

@@ -99,7 +99,7 @@ def facts_dataset(tmp_path_factory) -> Path:
 
 FAST = LoraOptions(
     r=8, alpha=16, dropout=0.0, learning_rate=2e-3, max_steps=6, batch_size=4, grad_accum=1,
-    max_seq_len=96, warmup_ratio=0.0, save_every=2, seed=1, qlora="off",
+    max_seq_len=96, warmup_ratio=0.0, save_every=2, seed=1, qlora="off", rehearsal=0,
 )  # fmt: skip
 
 
@@ -230,7 +230,7 @@ def distilled(base, models_dir, facts_dataset, tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     lora = LoraOptions(
         **{**FAST.__dict__, "max_steps": 6, "eval_max_new_tokens": 12, "eval_questions": 3}
-        | {"primary_metric": "val_loss", "control_set": "none"},
+        | {"primary_metric": "val_loss", "control_set": "none", "rehearsal": 4},
     )  # fmt: skip
     note = "Marina's cat is called Pirozhok."
 
@@ -259,6 +259,66 @@ def test_a_few_steps_lower_the_loss(distilled, base):
     assert (first.train.adapter_dir / "adapter_model.safetensors").exists()
     # The base model comes back without LoRA layers.
     assert not any("lora" in n for n, _ in base[0].named_modules())
+
+
+def test_a_distill_run_rehearses_the_bases_own_general_answers(distilled):
+    home, first, _ = distilled
+    counts = Registry(home / "adapters").get(first.version).manifest["counts"]
+    # [lora] rehearsal = 4: up to four prompts (an unfinished answer is dropped), none of
+    # them written to the dataset.
+    assert 0 < counts["rehearsal"] <= 4 and counts["train"] == len(FACTS)
+
+
+def test_rehearsal_keeps_the_bases_answers_to_prompts_it_never_trained_on(base, tmp_path):
+    """Self-rehearsal against forgetting: trained on the facts alone, the adapter moves away
+    from what the base says to general prompts; trained on the facts plus the base's own
+    answers to other general prompts, it stays nearer (loss of the base's answers to
+    held-out general prompts, which neither run saw)."""
+    from mem.adapters.evaluate import validation_loss
+    from mem.adapters.rehearsal import PROMPTS, rehearsal_examples
+
+    model, tokenizer = base
+    english = [p for p in PROMPTS if p.isascii()]
+    rehearsed = rehearsal_examples(model, tokenizer, 12, 80, english[:12])
+    unseen = rehearsal_examples(model, tokenizer, 12, 80, english[12:])
+    assert len(rehearsed) >= 5 and len(unseen) >= 5
+    facts = load_examples(write_dataset(tmp_path / "20260101T000000Z-facts", FACTS, FACTS[::2]))
+    evaluation = EvalOptions(max_seq_len=96)
+    before = validation_loss(model, tokenizer, unseen, evaluation)
+    assert before < 1.0  # the base's own greedy words
+    options = LoraOptions(**{**FAST.__dict__, "max_steps": 8})
+    losses = {}
+    for name, train in (("facts", facts), ("facts+rehearsal", [*facts, *rehearsed])):
+        result = train_lora(model, tokenizer, train, options, tmp_path / name)
+        from peft import PeftModel
+
+        tuned = PeftModel.from_pretrained(model, str(result.adapter_dir))
+        try:
+            losses[name] = validation_loss(tuned, tokenizer, unseen, evaluation)
+        finally:
+            tuned.unload()
+    print(f"loss of the base's answers to unseen general prompts: {before:.3f} -> {losses}")
+    # How far each adapter drifted from the base on prompts neither trained on.
+    drift = {name: loss - before for name, loss in losses.items()}
+    assert drift["facts"] > 0.1 and drift["facts+rehearsal"] < 0.6 * drift["facts"], (
+        before,
+        losses,
+    )
+
+
+def test_rehearsal_prompts_share_nothing_with_the_control_set(base):
+    from mem.adapters.control import GENERAL
+    from mem.adapters.rehearsal import PROMPTS, rehearsal_examples
+
+    questions = {normalize(q) for q, _ in GENERAL}
+    assert not questions & {normalize(p) for p in PROMPTS}
+    # No control answer is given away in a prompt (one- and two-letter ones aside: "O", "Au").
+    prompts = " ".join(normalize(p) for p in PROMPTS)
+    assert not [a for _, a in GENERAL if len(a) > 2 and f" {normalize(a)} " in f" {prompts} "]
+    assert sum(p.isascii() for p in PROMPTS[:2]) == 1  # any first N holds both languages
+    # An answer cut off at the token limit is not rehearsed (it would teach stopping mid-way).
+    model, tokenizer = base
+    assert rehearsal_examples(model, tokenizer, 2, max_new_tokens=2) == []
 
 
 def test_better_adapter_is_promoted_and_worse_is_not(distilled):
@@ -460,6 +520,7 @@ def test_cli_distill_trains_registers_and_reports(models_dir, facts_dataset, tmp
     config = config.replace('base_model = "qwen2.5-0.5b"', 'base_model = "smollm2"')
     config = config.replace("eval_questions = 100", "eval_questions = 2")
     config = config.replace("eval_max_new_tokens = 48", "eval_max_new_tokens = 6")
+    config = config.replace("rehearsal = 48", "rehearsal = 2")
     (home / "config.toml").write_text(config, encoding="utf-8")
     args = ["--home", str(home), "distill", "--dataset", str(facts_dataset), "--steps", "2"]
     out = CliRunner().invoke(cli, [*args, "--json", "-q"], env=env)
@@ -470,6 +531,7 @@ def test_cli_distill_trains_registers_and_reports(models_dir, facts_dataset, tmp
     assert (result["current"] == "v0001") == result["promoted"] == (out.exit_code == 0)
     manifest = Registry(home / "adapters").get("v0001").manifest
     assert manifest["hyperparameters"]["r"] == 4 and manifest["base_model"] == "smollm2"
+    assert manifest["hyperparameters"]["rehearsal"] == 2 >= manifest["counts"]["rehearsal"]
     # All four arms (the home holds no material: the RAG arms get "(none found)") and the
     # general control set on the closed-book arms.
     arms = result["metrics"]
