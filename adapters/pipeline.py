@@ -334,7 +334,9 @@ def _write_report(run_dir: Path, name: str, version: str, manifest: dict) -> Non
         "",
         f"- base model: `{manifest['base_model']}`",
         f"- dataset: `{manifest['dataset']['id']}` ({manifest['counts']['train']} train, "
-        f"{manifest['counts']['validation']} validation, {manifest['counts']['heldout']} held-out)",
+        f"{manifest['counts']['validation']} validation, {manifest['counts']['heldout']} held-out)"
+        f", trained with {manifest['counts']['rehearsal']} rehearsal examples (the base's own "
+        "answers to general prompts)",
         f"- training: {manifest['training']['steps']} steps, loss "
         f"{manifest['training']['first_loss']} → {manifest['training']['last_loss']}, "
         f"{manifest['training']['seconds']} s on {manifest['training']['device']}",

@@ -7,8 +7,8 @@ sentence ("There are 24 hours in a day."): XQuAD ru, control recall 0.433 -> 0.3
 own greedy answers cost nothing to label and pull the adapter back to its starting point
 wherever the memory has nothing to say (the idea of self-distillation and of self-synthesized
 rehearsal: Yang et al. 2024, "Self-Distillation Bridges Distribution Gap in Language Model
-Fine-Tuning"; Huang et al. 2024, "Mitigating Catastrophic Forgetting in Large Language Models
-with Self-Synthesized Rehearsal").
+Fine-Tuning", arXiv:2402.13669; Huang et al. 2024, "Mitigating Catastrophic Forgetting in Large
+Language Models with Self-Synthesized Rehearsal", arXiv:2403.01244).
 
 The prompts are written for this project and share no fact with the control set
 (mem.adapters.control), which measures the forgetting. They are model-specific data, so they

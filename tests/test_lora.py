@@ -267,6 +267,8 @@ def test_a_distill_run_rehearses_the_bases_own_general_answers(distilled):
     # [lora] rehearsal = 4: up to four prompts (an unfinished answer is dropped), none of
     # them written to the dataset.
     assert 0 < counts["rehearsal"] <= 4 and counts["train"] == len(FACTS)
+    report = (first.run_dir / "report.md").read_text(encoding="utf-8")
+    assert f"{counts['rehearsal']} rehearsal examples" in report
 
 
 def test_rehearsal_keeps_the_bases_answers_to_prompts_it_never_trained_on(base, tmp_path):
