@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from mem.distill.hygiene import redact
 from mem.index.lexical import analyze
 from mem.memory import Memory
 from mem.memory.answering.prompting import answer_language, build_messages, not_in_memory
-from mem.memory.distilling.datasets import window
+from mem.memory.distilling.datasets import reader_examples, window
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "distill"
 SOURCE_HEAD = re.compile(r"^\[(\d+)\] ", re.MULTILINE)
@@ -78,6 +79,32 @@ def _blocks(user: str) -> dict[int, str]:
 def _window_text(block: str) -> str:
     """A source block's words without the "…" that marks where its window was cut."""
     return block.removeprefix("… ").removesuffix(" …")
+
+
+def test_a_citing_answer_style_gets_reader_replies_that_cite_the_answering_source(
+    built: dict,
+) -> None:
+    """Under an answer style whose prompt asks the model to cite ("short-cited"), the reader
+    reply is the answer followed by the [n] of the source that holds it: the form that prompt
+    asks for, as the default's reply is the answer alone."""
+    from mem.distill.records import Example as Made
+
+    rows = [r for r in built["train"] if r["kind"] == "qa"][:4]
+    assert rows
+    with Memory(built["home"]) as memory:
+        llm = replace(memory.config.llm, answer_style="short-cited")
+        memory.config = replace(memory.config, llm=llm)
+        make = reader_examples(memory, sources=3, negative_share=0.0)
+        made = [e for r in rows for e in make(Made(r["messages"], r["source"], "qa"))]
+    assert len(made) == len(rows)
+    for example, row in zip(made, rows, strict=True):
+        reply = example.messages[-1]["content"]
+        answer = row["messages"][-1]["content"]
+        assert reply.startswith(answer + " [") and reply.endswith("]"), reply
+        number = int(reply.rsplit("[", 1)[1].rstrip("]"))
+        # Before hygiene (which redacts every example at the end of a build): the chunk as is.
+        gold = " ".join(built["chunks"][row["source"]].text.split())
+        assert _blocks(example.messages[-2]["content"])[number] in gold
 
 
 def test_a_window_is_cut_around_its_focus_and_marked_where_cut() -> None:
