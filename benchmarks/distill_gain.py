@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/distill_gain.py [--lang ru] [--paragraphs 16] [--max-questions 80]
         [--epochs 3] [--base qwen2.5-0.5b] [--reader/--no-reader] [--teacher offline|llm]
-        [--answer-style short|short-zero-shot|short-cited|sentence] [--base-only] [--unseen 8]
+        [--answer-style short|short-zero-shot|short-cited|sentence] [--rehearsal 48]
+        [--base-only] [--unseen 8]
 
 1. A fresh memory home ingests the first N XQuAD paragraphs, one document each.
 2. `mem distill` builds the SFT set with mem's own generator (it never sees XQuAD's
@@ -57,16 +58,17 @@ def configure(home: Path, args: argparse.Namespace) -> None:
             "reader_examples": str(args.reader).lower(),
             "teacher": f'"{args.teacher}"',
             "answer_style": f'"{args.answer_style}"',
+            "rehearsal": str(args.rehearsal),
         },
     )
 
 
-def _distill_defaults() -> dict:
+def _defaults(section: str) -> dict:
     import tomllib
 
     from mem.memory.config import DEFAULT_CONFIG
 
-    return tomllib.loads(DEFAULT_CONFIG)["distill"]
+    return tomllib.loads(DEFAULT_CONFIG)[section]
 
 
 def evaluate_unseen(memory, model, tokenizer, adapter: Path, args, options) -> dict:
@@ -119,6 +121,12 @@ def main() -> None:
     parser.add_argument(
         "--answer-style", default="short", help="[llm] answer_style of the RAG prompt."
     )
+    parser.add_argument(
+        "--rehearsal",
+        type=int,
+        default=_defaults("lora")["rehearsal"],
+        help="[lora] rehearsal: general prompts the base answers to train on (0 = off).",
+    )
     parser.add_argument("--base-only", action="store_true", help="No training: base arms only.")
     parser.add_argument(
         "--unseen",
@@ -129,7 +137,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     need_shared()
-    defaults = _distill_defaults()
+    defaults = _defaults("distill")
     args.base = args.base or defaults["base_model"]
     args.teacher = args.teacher or defaults["teacher"]
     args.reader = defaults["reader_examples"] if args.reader is None else args.reader
@@ -205,6 +213,7 @@ def main() -> None:
         "questions": len(questions),
         "base_model": args.base,
         "answer_style": args.answer_style,
+        "rehearsal": args.rehearsal,
         "reader_examples": args.reader,
         "teacher": args.teacher,
         "eval_dtype": eval_dtype,
@@ -238,6 +247,7 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     mix = "base-only" if args.base_only else ("reader" if args.reader else "noreader")
     tag = f"{args.lang}-{mix}-{args.teacher}-{args.answer_style}"
+    tag += "" if args.rehearsal == _defaults("lora")["rehearsal"] else f"-rehearsal{args.rehearsal}"
     out = OUT / f"distill-gain-{tag}.json"
     out.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
