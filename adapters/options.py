@@ -56,8 +56,9 @@ class LoraOptions:
     control_set: str = ""
     max_control_drop: float = 0.1
     # Self-rehearsal (adapters/rehearsal.py): this many general prompts, answered by the base
-    # model itself, are trained on with the dataset so the adapter forgets less; 0 = none.
-    rehearsal: int = 48
+    # model itself, are trained on with the dataset; 0 = none (the default: it helped in
+    # Russian and hurt in English on XQuAD, README).
+    rehearsal: int = 0
 
     def evaluation(self) -> EvalOptions:
         """How the held-out questions are answered and scored."""

@@ -522,7 +522,7 @@ def test_cli_distill_trains_registers_and_reports(models_dir, facts_dataset, tmp
     config = config.replace('base_model = "qwen2.5-0.5b"', 'base_model = "smollm2"')
     config = config.replace("eval_questions = 100", "eval_questions = 2")
     config = config.replace("eval_max_new_tokens = 48", "eval_max_new_tokens = 6")
-    config = config.replace("rehearsal = 48", "rehearsal = 2")
+    config = config.replace("rehearsal = 0", "rehearsal = 2")
     (home / "config.toml").write_text(config, encoding="utf-8")
     args = ["--home", str(home), "distill", "--dataset", str(facts_dataset), "--steps", "2"]
     out = CliRunner().invoke(cli, [*args, "--json", "-q"], env=env)
