@@ -111,9 +111,11 @@ def generate_answers(
     options: EvalOptions,
     rag: Rag | None = None,
     finished_only: bool = False,
+    on_batch: Callable[[int], None] | None = None,
 ) -> list[str]:
     """Greedy answers in the chat template, batched with left padding. finished_only: an
-    answer that ran into max_new_tokens before its end-of-turn token comes back as ""."""
+    answer that ran into max_new_tokens before its end-of-turn token comes back as "".
+    on_batch(n) is called after each batch with its size (a progress bar's update)."""
     import torch
 
     device = next(model.parameters()).device
@@ -141,6 +143,8 @@ def generate_answers(
                 ended = bool((row == tokenizer.eos_token_id).any())
                 text = tokenizer.decode(row, skip_special_tokens=True).strip()
                 answers.append("" if finished_only and not ended else text)
+            if on_batch is not None:
+                on_batch(len(chunk))
     return answers
 
 

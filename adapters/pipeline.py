@@ -327,6 +327,7 @@ def _write_report(run_dir: Path, name: str, version: str, manifest: dict) -> Non
         "control_recall",
         "control_loss",
     ]
+    rehearsed = manifest["counts"]["rehearsal"]
     lines = [
         f"# {name}/{version}: {manifest['status']}",
         "",
@@ -335,8 +336,12 @@ def _write_report(run_dir: Path, name: str, version: str, manifest: dict) -> Non
         f"- base model: `{manifest['base_model']}`",
         f"- dataset: `{manifest['dataset']['id']}` ({manifest['counts']['train']} train, "
         f"{manifest['counts']['validation']} validation, {manifest['counts']['heldout']} held-out)"
-        f", trained with {manifest['counts']['rehearsal']} rehearsal examples (the base's own "
-        "answers to general prompts)",
+        + (
+            f", trained with {rehearsed} rehearsal examples (the base's own answers to general "
+            "prompts)"
+            if rehearsed
+            else ""
+        ),
         f"- training: {manifest['training']['steps']} steps, loss "
         f"{manifest['training']['first_loss']} → {manifest['training']['last_loss']}, "
         f"{manifest['training']['seconds']} s on {manifest['training']['device']}",

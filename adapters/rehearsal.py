@@ -95,20 +95,15 @@ def rehearsal_examples(
     chosen = list(prompts[: max(0, count)])
     if not chosen:
         return []
-    options = EvalOptions(max_new_tokens=max_new_tokens)
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        bar = tqdm(total=len(chosen), desc="rehearsal", unit="prompt", leave=False)
-    answers: list[str] = []
-    for start in range(0, len(chosen), options.batch_size):
-        batch = chosen[start : start + options.batch_size]
-        answers += generate_answers(model, tokenizer, batch, options, finished_only=True)
-        if bar is not None:
-            bar.update(len(batch))
-    if bar is not None:
-        bar.close()
+    options = EvalOptions(max_new_tokens=max_new_tokens)
+    with tqdm(
+        total=len(chosen), desc="rehearsal", unit="prompt", leave=False, disable=not progress
+    ) as bar:
+        answers = generate_answers(
+            model, tokenizer, chosen, options, finished_only=True, on_batch=bar.update
+        )
     return [
         Example(
             ({"role": "user", "content": prompt}, {"role": "assistant", "content": answer}),

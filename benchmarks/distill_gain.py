@@ -142,7 +142,7 @@ def main() -> None:
     args.teacher = args.teacher or defaults["teacher"]
     args.reader = defaults["reader_examples"] if args.reader is None else args.reader
 
-    from mem.adapters.base_model import converted_dir, load_base
+    from mem.adapters.base_model import converted_dir, load_base, slug
     from mem.adapters.control import as_examples, control_questions
     from mem.adapters.data import HeldoutQuestion
     from mem.adapters.evaluate import EvalOptions, evaluate_adapters
@@ -248,6 +248,7 @@ def main() -> None:
     mix = "base-only" if args.base_only else ("reader" if args.reader else "noreader")
     tag = f"{args.lang}-{mix}-{args.teacher}-{args.answer_style}"
     tag += "" if args.rehearsal == _defaults("lora")["rehearsal"] else f"-rehearsal{args.rehearsal}"
+    tag += "" if args.base == defaults["base_model"] else f"-{slug(args.base)}"
     out = OUT / f"distill-gain-{tag}.json"
     out.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 

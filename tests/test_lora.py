@@ -323,6 +323,17 @@ def test_rehearsal_prompts_share_nothing_with_the_control_set(base):
     assert rehearsal_examples(model, tokenizer, 2, max_new_tokens=2) == []
 
 
+def test_answers_come_in_batches_each_reported_when_done(base):
+    from mem.adapters.evaluate import generate_answers
+    from mem.adapters.rehearsal import PROMPTS
+
+    model, tokenizer = base
+    sizes: list[int] = []
+    options = EvalOptions(batch_size=2, max_new_tokens=2)
+    answers = generate_answers(model, tokenizer, PROMPTS[:3], options, on_batch=sizes.append)
+    assert sizes == [2, 1] and len(answers) == 3 and all(answers)
+
+
 def test_better_adapter_is_promoted_and_worse_is_not(distilled):
     home, first, second = distilled
     registry = Registry(home / "adapters")
