@@ -59,6 +59,7 @@ def configure(home: Path, args: argparse.Namespace) -> None:
             "teacher": f'"{args.teacher}"',
             "answer_style": f'"{args.answer_style}"',
             "rehearsal": str(args.rehearsal),
+            "other_language_qa": str(args.other_language_qa),
         },
     )
 
@@ -127,6 +128,12 @@ def main() -> None:
         default=_defaults("lora")["rehearsal"],
         help="[lora] rehearsal: general prompts the base answers to train on (0 = off).",
     )
+    parser.add_argument(
+        "--other-language-qa",
+        type=int,
+        default=None,
+        help="[distill] other_language_qa: teacher Q&A pairs per chunk in the other language.",
+    )
     parser.add_argument("--base-only", action="store_true", help="No training: base arms only.")
     parser.add_argument(
         "--unseen",
@@ -141,6 +148,8 @@ def main() -> None:
     args.base = args.base or defaults["base_model"]
     args.teacher = args.teacher or defaults["teacher"]
     args.reader = defaults["reader_examples"] if args.reader is None else args.reader
+    if args.other_language_qa is None:
+        args.other_language_qa = defaults["other_language_qa"]
 
     from mem.adapters.base_model import converted_dir, load_base, slug
     from mem.adapters.control import as_examples, control_questions
@@ -214,6 +223,7 @@ def main() -> None:
         "base_model": args.base,
         "answer_style": args.answer_style,
         "rehearsal": args.rehearsal,
+        "other_language_qa": args.other_language_qa,
         "reader_examples": args.reader,
         "teacher": args.teacher,
         "eval_dtype": eval_dtype,
@@ -249,6 +259,8 @@ def main() -> None:
     tag = f"{args.lang}-{mix}-{args.teacher}-{args.answer_style}"
     tag += "" if args.rehearsal == _defaults("lora")["rehearsal"] else f"-rehearsal{args.rehearsal}"
     tag += "" if args.base == defaults["base_model"] else f"-{slug(args.base)}"
+    if args.other_language_qa != defaults["other_language_qa"]:
+        tag += f"-otherqa{args.other_language_qa}"
     out = OUT / f"distill-gain-{tag}.json"
     out.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 

@@ -352,9 +352,14 @@ class TeacherGenerator:
 
     name = "llm"
 
-    def __init__(self, teacher: Teacher, qa_pairs: int = 3, budget_s: float = 0.0) -> None:
+    def __init__(
+        self, teacher: Teacher, qa_pairs: int = 3, budget_s: float = 0.0, other_language_qa: int = 0
+    ) -> None:
         self.teacher = teacher
         self.qa_pairs = qa_pairs
+        # Pairs asked in the other language (English about a Russian text and the reverse):
+        # one more restatement of each fact, and the form a cross-language question takes.
+        self.other_language_qa = other_language_qa
         self.budget_s = budget_s  # 0: no limit
         self.fallback = OfflineGenerator()
         self.failures = 0
@@ -391,9 +396,14 @@ class TeacherGenerator:
             pairs = parse_qa(self._ask(_TEACHER_QA[lang].format(n=self.qa_pairs), item.text))
             paraphrase = self._ask(_TEACHER_PARAPHRASE[lang], item.text).strip()
             summary = self._ask(_TEACHER_SUMMARY[lang], item.text).strip()
+            other = []
+            if self.other_language_qa:
+                instruction = _TEACHER_QA["en" if lang == "ru" else "ru"]
+                reply = self._ask(instruction.format(n=self.other_language_qa), item.text)
+                other = parse_qa(reply)[: self.other_language_qa]
         except Exception as error:  # a teacher is a remote or heavy thing: never fatal
             log.warning("teacher failed on %s (%s); offline examples instead", item.chunk_id, error)
-            pairs, paraphrase, summary = [], "", ""
+            pairs, paraphrase, summary, other = [], "", "", []
         finally:
             self.seconds += time.monotonic() - started
         if not pairs or not paraphrase or not summary:
@@ -402,6 +412,7 @@ class TeacherGenerator:
         kind_prompt = "summary_chat" if item.turns else "summary_doc"
         out = [_example(item, "chat", q, a) for q, a in chat_pairs(item)]
         out += [_example(item, "qa", q, a) for q, a in pairs[: self.qa_pairs]]
+        out += [_example(item, "qa_other", q, a) for q, a in other]  # none parsed: the rest stays
         out.append(
             _example(
                 item, "paraphrase", t["paraphrase_doc"].format(title=title, where=where), paraphrase
@@ -416,7 +427,10 @@ class TeacherGenerator:
 
 
 def make_generator(
-    setting: str, teacher: Callable[[], Teacher] | None = None, budget_s: float = 0.0
+    setting: str,
+    teacher: Callable[[], Teacher] | None = None,
+    budget_s: float = 0.0,
+    other_language_qa: int = 0,
 ) -> Generator:
     """The generator `[distill] teacher` names: "offline", or "llm" with the configured backend.
 
@@ -428,7 +442,7 @@ def make_generator(
     if setting == "llm":
         if teacher is None:
             raise ValueError('[distill] teacher = "llm" needs an LLM backend; none is configured')
-        return TeacherGenerator(teacher(), budget_s=budget_s)
+        return TeacherGenerator(teacher(), budget_s=budget_s, other_language_qa=other_language_qa)
     raise ValueError(f'[distill] teacher must be "offline" or "llm", not {setting!r}')
 
 

@@ -18,6 +18,7 @@ class DistillOptions:
     # Who writes the examples (distill/generate.py): "offline" or "llm" (the [llm] backend).
     teacher: str = "llm"
     teacher_budget_min: float = 120.0  # per build; then the offline generator; 0 = no limit
+    other_language_qa: int = 0  # the LLM teacher's Q&A pairs per chunk in the other language
     # The model the LoRA trains on; its tokenizer measures example lengths.
     base_model: str = "qwen2.5-0.5b"
     max_tokens: int = 1280

@@ -10,7 +10,8 @@ from mem.corpus.records import ItemScore as ItemScore
 
 # "reader": a question with retrieved sources in the prompt `mem ask` sends, answered with
 # the right [n] (or "not in memory" when only distractors are given).
-ExampleKind = Literal["qa", "paraphrase", "summary", "chat", "reader"]
+# "qa_other": a question about the text in the other language (ru <-> en), answered in it.
+ExampleKind = Literal["qa", "qa_other", "paraphrase", "summary", "chat", "reader"]
 
 
 @dataclass(frozen=True)

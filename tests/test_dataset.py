@@ -343,6 +343,21 @@ def test_llm_teacher_hook_and_fallback() -> None:
         make_generator("gpt-9")
 
 
+def test_the_teacher_also_asks_questions_in_the_other_language_when_configured() -> None:
+    item = SourceItem("c1", "g", "колесо.md", "Колесо", "", "Колесу около 5150 лет. " * 3, "ru")
+    teacher = EchoTeacher()
+    examples = make_generator("llm", lambda: teacher, other_language_qa=2).examples(item)
+    # A fourth request, the English Q&A instruction over the same Russian text.
+    assert len(teacher.prompts) == 4 and "in English" in teacher.prompts[-1]
+    assert item.text in teacher.prompts[-1]
+    other = [e for e in examples if e.kind == "qa_other"]
+    assert [(e.prompt, e.answer) for e in other] == [("Сколько лет колесу?", "Около 5150 лет.")]
+    assert other[0].group == item.group  # split with its source like the rest
+    plain = EchoTeacher()
+    make_generator("llm", lambda: plain).examples(item)  # the default: off
+    assert len(plain.prompts) == 3 and not any("in English" in p for p in plain.prompts)
+
+
 def test_the_teacher_stops_at_its_budget_and_the_rest_get_offline_examples() -> None:
     """A night's build ends on time: once `teacher_budget_min` is spent, every remaining
     chunk gets the offline examples, and the report says how many and how fast."""

@@ -362,7 +362,10 @@ def build(
             )
         items = source_items(memory, selection)
         generator = make_generator(
-            d.teacher, lambda: llm_teacher(memory), budget_s=d.teacher_budget_min * 60
+            d.teacher,
+            lambda: llm_teacher(memory),
+            budget_s=d.teacher_budget_min * 60,
+            other_language_qa=d.other_language_qa,
         )
         counter = load_token_counter(d.base_model, models_dir() / "tokenizers")
         scored_through = max((r.run_id or 0 for r in fresh_rows + older_rows), default=0)
