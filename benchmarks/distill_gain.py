@@ -104,6 +104,7 @@ def evaluate_unseen(memory, model, tokenizer, adapter: Path, args, options) -> d
 
 
 def main() -> None:
+    defaults, lora_defaults = _defaults("distill"), _defaults("lora")
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lang", default="ru", choices=["ru", "en"])
     parser.add_argument("--paragraphs", type=int, default=16)
@@ -125,7 +126,7 @@ def main() -> None:
     parser.add_argument(
         "--rehearsal",
         type=int,
-        default=_defaults("lora")["rehearsal"],
+        default=lora_defaults["rehearsal"],
         help="[lora] rehearsal: general prompts the base answers to train on (0 = off).",
     )
     parser.add_argument(
@@ -144,7 +145,6 @@ def main() -> None:
     )
     args = parser.parse_args()
     need_shared()
-    defaults = _defaults("distill")
     args.base = args.base or defaults["base_model"]
     args.teacher = args.teacher or defaults["teacher"]
     args.reader = defaults["reader_examples"] if args.reader is None else args.reader
@@ -257,7 +257,7 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     mix = "base-only" if args.base_only else ("reader" if args.reader else "noreader")
     tag = f"{args.lang}-{mix}-{args.teacher}-{args.answer_style}"
-    tag += "" if args.rehearsal == _defaults("lora")["rehearsal"] else f"-rehearsal{args.rehearsal}"
+    tag += "" if args.rehearsal == lora_defaults["rehearsal"] else f"-rehearsal{args.rehearsal}"
     tag += "" if args.base == defaults["base_model"] else f"-{slug(args.base)}"
     if args.other_language_qa != defaults["other_language_qa"]:
         tag += f"-otherqa{args.other_language_qa}"
