@@ -132,7 +132,7 @@ def main() -> None:
     parser.add_argument(
         "--other-language-qa",
         type=int,
-        default=None,
+        default=defaults["other_language_qa"],
         help="[distill] other_language_qa: teacher Q&A pairs per chunk in the other language.",
     )
     parser.add_argument("--base-only", action="store_true", help="No training: base arms only.")
@@ -148,8 +148,6 @@ def main() -> None:
     args.base = args.base or defaults["base_model"]
     args.teacher = args.teacher or defaults["teacher"]
     args.reader = defaults["reader_examples"] if args.reader is None else args.reader
-    if args.other_language_qa is None:
-        args.other_language_qa = defaults["other_language_qa"]
 
     from mem.adapters.base_model import converted_dir, load_base, slug
     from mem.adapters.control import as_examples, control_questions
@@ -257,8 +255,11 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     mix = "base-only" if args.base_only else ("reader" if args.reader else "noreader")
     tag = f"{args.lang}-{mix}-{args.teacher}-{args.answer_style}"
-    tag += "" if args.rehearsal == lora_defaults["rehearsal"] else f"-rehearsal{args.rehearsal}"
-    tag += "" if args.base == defaults["base_model"] else f"-{slug(args.base)}"
+    # A setting other than the default names itself in the file, so runs never overwrite.
+    if args.rehearsal != lora_defaults["rehearsal"]:
+        tag += f"-rehearsal{args.rehearsal}"
+    if args.base != defaults["base_model"]:
+        tag += f"-{slug(args.base)}"
     if args.other_language_qa != defaults["other_language_qa"]:
         tag += f"-otherqa{args.other_language_qa}"
     out = OUT / f"distill-gain-{tag}.json"
