@@ -452,16 +452,25 @@ def test_rag_arms_answer_from_the_retrieved_sources(base):
     assert results["base"]["recall"] == 0.0, results["base"]["samples"]
 
 
-def test_a_bfloat16_base_trains_a_float32_lora(models_dir, facts_dataset, tmp_path):
+def test_a_bfloat16_base_trains_a_float32_lora(base, models_dir, facts_dataset, tmp_path):
     """[lora] cpu_dtype = "bfloat16": the frozen base in bf16 (4x faster matmuls where the CPU
-    has them), the LoRA weights it learns in fp32; the loss still falls."""
+    has them), the LoRA weights it learns in fp32; the loss still falls. The base comes from a
+    bf16 copy of its own (loaded lazily, not read whole and cast), holding exactly the fp32
+    copy's weights rounded to bf16."""
     import torch
     from safetensors.torch import load_file
 
-    from mem.adapters.base_model import load_base
+    from mem.adapters.base_model import copy_dir, load_base
 
     model, tokenizer = load_base("smollm2", models_dir, dtype="bfloat16")
     assert next(model.parameters()).dtype == torch.bfloat16
+    fp32 = load_file(copy_dir("smollm2", models_dir) / "model.safetensors")
+    bf16 = load_file(copy_dir("smollm2", models_dir, "bfloat16") / "model.safetensors")
+    assert copy_dir("smollm2", models_dir, "bfloat16") != copy_dir("smollm2", models_dir)
+    assert {t.dtype for t in fp32.values()} == {torch.float32}
+    assert {t.dtype for t in bf16.values()} == {torch.bfloat16}
+    assert set(bf16) == set(fp32)
+    assert all(torch.equal(fp32[k].to(torch.bfloat16), bf16[k]) for k in fp32)
     options = LoraOptions(**{**FAST.__dict__, "max_steps": 6, "cpu_dtype": "bfloat16"})
     result = train_lora(model, tokenizer, load_examples(facts_dataset), options, tmp_path)
     assert result.dtype == "bfloat16" and result.to_json()["dtype"] == "bfloat16"
