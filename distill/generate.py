@@ -318,6 +318,13 @@ _TEACHER_SUMMARY = {
 }
 
 
+def _text(value: object) -> str:
+    """A JSON answer as text: a list of answers ["A", "B"] reads "A, B", not "['A', 'B']"."""
+    if isinstance(value, list):
+        return ", ".join(str(v).strip() for v in value if str(v).strip())
+    return str(value).strip()
+
+
 def parse_qa(reply: str) -> list[tuple[str, str]]:
     """Question/answer pairs from a teacher's reply: a JSON list, else Q:/A: lines."""
     start, end = reply.find("["), reply.rfind("]")
@@ -325,7 +332,7 @@ def parse_qa(reply: str) -> list[tuple[str, str]]:
         try:
             data = json.loads(reply[start : end + 1])
             pairs = [
-                (str(d["question"]).strip(), str(d["answer"]).strip())
+                (_text(d["question"]), _text(d["answer"]))
                 for d in data
                 if isinstance(d, dict) and d.get("question") and d.get("answer")
             ]
@@ -340,6 +347,40 @@ def parse_qa(reply: str) -> list[tuple[str, str]]:
         flags=re.S,
     )
     return [(q.strip(), a.strip()) for q, a in found if q.strip() and a.strip()]
+
+
+_WORD = re.compile(r"\w+")
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower().replace("ё", "е"))
+
+
+def _said_in(word: str, words: set[str]) -> bool:
+    """`word` occurs among `words`: numbers exactly, other words up to their ending (a shared
+    start of five letters, or the whole of the shorter word: "Полонии" is "Полония", "год"
+    is "году")."""
+    if any(ch.isdigit() for ch in word):
+        return word in words
+    stem = word[:5]
+    return any(other.startswith(stem) or word.startswith(other[:5]) for other in words)
+
+
+def grounded(question: str, answer: str, text: str, same_language: bool = True) -> bool:
+    """Whether a teacher's answer can be right: it is not the question's own words again
+    ("Who is Polonia's local rival? -> Polonia"), and its words occur in the text it was
+    asked about (in another language only its numbers can be checked). A small teacher
+    invents facts ("When was Leda Gaga born? -> 1975"); training on them teaches the lie."""
+    said = _words(answer)
+    if not said:
+        return False
+    asked = set(_words(question))
+    if all(_said_in(word, asked) for word in said):
+        return False
+    source = set(_words(text))
+    checked = said if same_language else [w for w in said if any(c.isdigit() for c in w)]
+    found = sum(_said_in(word, source) for word in checked)
+    return found >= 0.75 * len(checked)
 
 
 class TeacherGenerator:
@@ -366,6 +407,7 @@ class TeacherGenerator:
         self.taught = 0  # items the teacher wrote examples for
         self.over_budget = 0  # items left to the offline generator once the budget was spent
         self.examples_written = 0
+        self.dropped_pairs = 0  # Q&A pairs whose answer is not in the text (grounded())
         self.seconds = 0.0  # time spent waiting for the teacher
 
     def report(self) -> dict:
@@ -376,10 +418,18 @@ class TeacherGenerator:
             "failed_items": self.failures,
             "over_budget_items": self.over_budget,
             "examples": self.examples_written,
+            "dropped_pairs": self.dropped_pairs,
             "seconds": round(self.seconds, 1),
             "examples_per_minute": round(self.examples_written / minutes, 1) if minutes else None,
             "budget_s": self.budget_s,
         }
+
+    def _keep_grounded(
+        self, pairs: list[tuple[str, str]], text: str, same_language: bool
+    ) -> list[tuple[str, str]]:
+        kept = [(q, a) for q, a in pairs if grounded(q, a, text, same_language)]
+        self.dropped_pairs += len(pairs) - len(kept)
+        return kept
 
     def _ask(self, instruction: str, text: str) -> str:
         return self.teacher.generate([{"role": "user", "content": f"{instruction}\n\n{text}"}])
@@ -409,9 +459,11 @@ class TeacherGenerator:
         if not pairs or not paraphrase or not summary:
             self.failures += 1
             return self.fallback.examples(item)
+        pairs = self._keep_grounded(pairs[: self.qa_pairs], item.text, True)
+        other = self._keep_grounded(other, item.text, False)
         kind_prompt = "summary_chat" if item.turns else "summary_doc"
         out = [_example(item, "chat", q, a) for q, a in chat_pairs(item)]
-        out += [_example(item, "qa", q, a) for q, a in pairs[: self.qa_pairs]]
+        out += [_example(item, "qa", q, a) for q, a in pairs]
         out += [_example(item, "qa_other", q, a) for q, a in other]  # none parsed: the rest stays
         out.append(
             _example(

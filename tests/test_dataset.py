@@ -13,7 +13,7 @@ from homes import copy_folder, make_home
 
 from mem.cli import cli
 from mem.distill.export import read_jsonl
-from mem.distill.generate import OfflineGenerator, make_generator, names, parse_qa
+from mem.distill.generate import OfflineGenerator, grounded, make_generator, names, parse_qa
 from mem.distill.hygiene import (
     TokenCounter,
     limit_length,
@@ -263,6 +263,28 @@ def test_teacher_reply_parsing() -> None:
     ]
 
 
+def test_a_teacher_answer_must_come_from_the_text_and_not_repeat_the_question() -> None:
+    text = (
+        "Полония — футбольный клуб из Варшавы. В 2013 году клуб выбыл в четвёртую лигу. "
+        "Its stadium opened in 1928."
+    )
+    assert grounded("Когда клуб выбыл в четвёртую лигу?", "2013 год", text)  # "году"
+    assert grounded("Откуда клуб?", "из Варшава", text)  # another ending of "Варшавы"
+    assert grounded("When did the stadium open?", "in 1928", text)
+    assert not grounded("Когда клуб основан?", "1911", text)  # a number not in the text
+    assert not grounded("Кто тренер клуба?", "Иван Петров", text)  # names not in the text
+    assert not grounded("Кто соперник Полонии?", "Полония", text)  # the question's own word
+    assert not grounded("Когда клуб выбыл?", "", text)
+    # Asked in the other language, words cannot be matched, numbers can.
+    assert grounded("When was the club relegated?", "In 2013", text, same_language=False)
+    assert not grounded("When was the club founded?", "1911", text, same_language=False)
+
+
+def test_teacher_lists_of_answers_are_joined() -> None:
+    reply = '[{"question": "Где играют?", "answer": ["Варшава", "Краков"]}]'
+    assert parse_qa(reply) == [("Где играют?", "Варшава, Краков")]
+
+
 def test_length_limit_cuts_answers_at_sentences_or_drops() -> None:
     counter = TokenCounter("estimate")
     long_answer = " ".join(f"Sentence number {n} is here." for n in range(200))
@@ -320,9 +342,18 @@ class EchoTeacher:
         self.prompts.append(prompt)
         if self.broken:
             raise ConnectionError("endpoint down")
+        text = prompt.split("\n\n", 1)[1]
         if "JSON" in prompt:
-            return '[{"question": "Сколько лет колесу?", "answer": "Около 5150 лет."}]'
-        return "Пересказ: " + prompt.split("\n\n", 1)[1][:60]
+            # One answer from the text, one made up, one that only repeats the question.
+            return json.dumps(
+                [
+                    {"question": "Сколько лет колесу?", "answer": " ".join(text.split()[:3])},
+                    {"question": "Кто изобрёл колесо?", "answer": "Архимед в 1975 году"},
+                    {"question": "Что такое Колесо?", "answer": "колесо"},
+                ],
+                ensure_ascii=False,
+            )
+        return "Пересказ: " + text[:60]
 
 
 def test_llm_teacher_hook_and_fallback() -> None:
@@ -330,8 +361,13 @@ def test_llm_teacher_hook_and_fallback() -> None:
         "c9", "g", "wheel.md", "The wheel", "", "A wheel is a round thing. " * 3, "en"
     )
     teacher = EchoTeacher()
-    examples = make_generator("llm", lambda: teacher).examples(item)
-    assert ("Сколько лет колесу?", "Около 5150 лет.") in [(e.prompt, e.answer) for e in examples]
+    generator = make_generator("llm", lambda: teacher)
+    examples = generator.examples(item)
+    # Only the answer found in the text is kept: the invented one and the echo are dropped.
+    assert [(e.prompt, e.answer) for e in examples if e.kind == "qa"] == [
+        ("Сколько лет колесу?", "A wheel is")
+    ]
+    assert generator.report()["dropped_pairs"] == 2
     assert {e.kind for e in examples} == {"qa", "paraphrase", "summary"}
     assert len(teacher.prompts) == 3 and all(item.text in p for p in teacher.prompts)
     # A failing teacher costs nothing but quality: the offline examples stand in.
@@ -351,7 +387,8 @@ def test_the_teacher_also_asks_questions_in_the_other_language_when_configured()
     assert len(teacher.prompts) == 4 and "in English" in teacher.prompts[-1]
     assert item.text in teacher.prompts[-1]
     other = [e for e in examples if e.kind == "qa_other"]
-    assert [(e.prompt, e.answer) for e in other] == [("Сколько лет колесу?", "Около 5150 лет.")]
+    # Across languages only numbers can be checked: the invented year goes, the rest stays.
+    assert [(e.prompt, e.answer) for e in other] == [("Сколько лет колесу?", "Колесу около 5150")]
     assert other[0].group == item.group  # split with its source like the rest
     plain = EchoTeacher()
     make_generator("llm", lambda: plain).examples(item)  # the default: off
@@ -368,7 +405,7 @@ def test_the_teacher_stops_at_its_budget_and_the_rest_get_offline_examples() -> 
     teacher = EchoTeacher()
     generator = make_generator("llm", lambda: teacher, budget_s=1e-9)  # spent by one item
     made = [generator.examples(item) for item in items]
-    assert ("Сколько лет колесу?", "Около 5150 лет.") in [(e.prompt, e.answer) for e in made[0]]
+    assert ("Сколько лет колесу?", "A wheel 0") in [(e.prompt, e.answer) for e in made[0]]
     for item, examples in zip(items[1:], made[1:], strict=True):
         assert [e.to_json() for e in examples] == [
             e.to_json() for e in OfflineGenerator().examples(item)
