@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Protocol
 
+from mem.corpus.text import said_in, words
 from mem.distill.records import Example, ExampleKind, SourceItem
 
 log = logging.getLogger("mem.distill")
@@ -349,37 +350,20 @@ def parse_qa(reply: str) -> list[tuple[str, str]]:
     return [(q.strip(), a.strip()) for q, a in found if q.strip() and a.strip()]
 
 
-_WORD = re.compile(r"\w+")
-
-
-def _words(text: str) -> list[str]:
-    return _WORD.findall(text.lower().replace("ё", "е"))
-
-
-def _said_in(word: str, words: set[str]) -> bool:
-    """`word` occurs among `words`: numbers exactly, other words up to their ending (a shared
-    start of five letters, or the whole of the shorter word: "Полонии" is "Полония", "год"
-    is "году")."""
-    if any(ch.isdigit() for ch in word):
-        return word in words
-    stem = word[:5]
-    return any(other.startswith(stem) or word.startswith(other[:5]) for other in words)
-
-
 def grounded(question: str, answer: str, text: str, same_language: bool = True) -> bool:
     """Whether a teacher's answer can be right: it is not the question's own words again
     ("Who is Polonia's local rival? -> Polonia"), and its words occur in the text it was
     asked about (in another language only its numbers can be checked). A small teacher
     invents facts ("When was Leda Gaga born? -> 1975"); training on them teaches the lie."""
-    said = _words(answer)
+    said = words(answer)
     if not said:
         return False
-    asked = set(_words(question))
-    if all(_said_in(word, asked) for word in said):
+    asked = set(words(question))
+    if all(said_in(word, asked) for word in said):
         return False
-    source = set(_words(text))
+    source = set(words(text))
     checked = said if same_language else [w for w in said if any(c.isdigit() for c in w)]
-    found = sum(_said_in(word, source) for word in checked)
+    found = sum(said_in(word, source) for word in checked)
     return found >= 0.75 * len(checked)
 
 

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from mem.adapters.data import IGNORE, Example, encode, load_examples, load_heldout
-from mem.adapters.evaluate import EvalOptions, better, normalize, token_f1
+from mem.adapters.evaluate import EvalOptions, better, normalize, recall, token_f1
 from mem.adapters.registry import Registry, RegistryError
 from mem.adapters.train import LoraOptions, read_metrics, train_lora
 from mem.cli import cli
@@ -135,6 +135,25 @@ def test_answer_normalisation_is_russian_aware():
         {"token_f1": 0.0, "val_loss": 1.0}, {"token_f1": 0.0, "val_loss": 2.0}, "token_f1"
     )[0]
     assert not better({"token_f1": 0.2}, {"token_f1": 0.3}, "token_f1")[0]
+
+
+def test_control_answers_count_however_they_are_phrased():
+    """The forgetting check reads what an answer says: another ending or a number in words
+    is the same answer, a different word or number is not."""
+    from mem.adapters.evaluate import digits, word_recall
+
+    assert digits(["двадцать", "четыре", "часа"]) == ["24", "часа"]
+    assert digits(["twenty", "four"]) == ["24"] and digits(["сорок"]) == ["40"]
+    assert recall("Два плюс два равно четыре.", "4") == 0.0  # the plain recall misses it
+    assert word_recall("Два плюс два равно четыре.", "4") == 1.0
+    assert word_recall("В неделе семь дней.", "7") == 1.0
+    assert word_recall("Небо голубое.", "голубого") == 1.0
+    assert word_recall("Это синий кит.", "синий кит") == 1.0
+    assert word_recall("Кита", "синий кит") == 0.5
+    assert word_recall("В неделе 8 дней.", "7") == 0.0
+    assert word_recall("Сорок", "4") == 0.0
+    assert word_recall("Oxygen", "O") == 0.0 and word_recall("August", "Au") == 0.0
+    assert word_recall("Столица", "сто") == 0.0
 
 
 def test_interrupted_run_resumes_at_its_last_checkpoint(base, facts_dataset, tmp_path):
