@@ -113,13 +113,14 @@ _NUMBER = {w: n for table in (_UNITS, _TENS) for n, forms in table.items() for w
 def digits(words: Sequence[str]) -> list[str]:
     """Words with spelled-out numbers as digits: "двадцать четыре" -> "24", "four" -> "4"."""
     out: list[str] = []
+    tens = False  # the last word was "двадцать", "forty", ...: units may follow
     for word in words:
         n = _NUMBER.get(word)
-        last = out[-1] if out else ""
-        if n is not None and n < 10 and last.isdigit() and last.endswith("0") and 20 <= int(last):
-            out[-1] = str(int(last) + n)  # "twenty four": the tens took the units
+        if n is not None and 0 < n < 10 and tens:
+            out[-1] = str(int(out[-1]) + n)  # "twenty four"
         else:
             out.append(str(n) if n is not None else word)
+        tens = n is not None and 20 <= n < 100
     return out
 
 

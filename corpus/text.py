@@ -1,5 +1,6 @@
-"""Text helpers that both ingest (chunking) and index (sentence vectors) use; they live
-here because those two layers must not import each other."""
+"""Text helpers that several layers use (ingest's chunking, index's sentence vectors, the
+distill teacher's grounding check, the adapters' control scoring); they live here because
+those layers must not import each other."""
 
 from __future__ import annotations
 

@@ -144,6 +144,7 @@ def test_control_answers_count_however_they_are_phrased():
 
     assert digits(["двадцать", "четыре", "часа"]) == ["24", "часа"]
     assert digits(["twenty", "four"]) == ["24"] and digits(["сорок"]) == ["40"]
+    assert digits(["в", "1990", "четыре", "раза"]) == ["в", "1990", "4", "раза"]
     assert recall("Два плюс два равно четыре.", "4") == 0.0  # the plain recall misses it
     assert word_recall("Два плюс два равно четыре.", "4") == 1.0
     assert word_recall("В неделе семь дней.", "7") == 1.0
