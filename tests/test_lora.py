@@ -155,6 +155,8 @@ def test_control_answers_count_however_they_are_phrased():
     assert word_recall("Сорок", "4") == 0.0
     assert word_recall("Oxygen", "O") == 0.0 and word_recall("August", "Au") == 0.0
     assert word_recall("Столица", "сто") == 0.0
+    assert word_recall("Heart", "the heart") == 1.0
+    assert word_recall("Atlantic Ocean", "the Pacific Ocean") == 0.5
 
 
 def test_interrupted_run_resumes_at_its_last_checkpoint(base, facts_dataset, tmp_path):
