@@ -214,13 +214,20 @@ def generate_answers(
     return answers
 
 
-def _answer_scores(answers: Sequence[str], questions: Sequence[HeldoutQuestion]) -> dict:
+def _mean_score(
+    score: Callable[[str, str], float],
+    answers: Sequence[str],
+    questions: Sequence[HeldoutQuestion],
+) -> float:
     pairs = list(zip(answers, questions, strict=True))
-    n = max(1, len(pairs))
+    return round(sum(score(a, q.answer) for a, q in pairs) / max(1, len(pairs)), 4)
+
+
+def _answer_scores(answers: Sequence[str], questions: Sequence[HeldoutQuestion]) -> dict:
     return {
-        "exact_match": round(sum(exact_match(a, q.answer) for a, q in pairs) / n, 4),
-        "token_f1": round(sum(token_f1(a, q.answer) for a, q in pairs) / n, 4),
-        "recall": round(sum(recall(a, q.answer) for a, q in pairs) / n, 4),
+        "exact_match": _mean_score(exact_match, answers, questions),
+        "token_f1": _mean_score(token_f1, answers, questions),
+        "recall": _mean_score(recall, answers, questions),
     }
 
 
@@ -256,14 +263,9 @@ def evaluate_arm(
         ]
     if control:
         answers = generate_answers(model, tokenizer, [q.question for q in control], options)
-        scores = _answer_scores(answers, control)
-        result["control_f1"] = scores["token_f1"]
+        result["control_f1"] = _mean_score(token_f1, answers, control)
         # Forgetting is judged on what the answer says, however it is phrased.
-        result["control_recall"] = round(
-            sum(word_recall(a, q.answer) for a, q in zip(answers, control, strict=True))
-            / len(control),
-            4,
-        )
+        result["control_recall"] = _mean_score(word_recall, answers, control)
         result["control_loss"] = round(
             validation_loss(model, tokenizer, as_examples(list(control)), options), 4
         )
