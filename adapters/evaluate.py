@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from mem.adapters.data import IGNORE, Example, HeldoutQuestion, encode, prompt_ids
+from mem.corpus.language import detect_language
 
 ANSWER_METRICS = ("token_f1", "exact_match", "recall")
 METRICS = (*ANSWER_METRICS, "val_loss")
@@ -223,6 +224,16 @@ def _mean_score(
     return round(sum(score(a, q.answer) for a, q in pairs) / max(1, len(pairs)), 4)
 
 
+def _recall_by_language(answers: Sequence[str], questions: Sequence[HeldoutQuestion]) -> dict:
+    """{"en": word recall of the English questions, "ru": of the Russian ones, ...}."""
+    by_language: dict[str, tuple[list[str], list[HeldoutQuestion]]] = {}
+    for answer, question in zip(answers, questions, strict=True):
+        said, asked = by_language.setdefault(detect_language(question.question), ([], []))
+        said.append(answer)
+        asked.append(question)
+    return {lang: _mean_score(word_recall, *pair) for lang, pair in sorted(by_language.items())}
+
+
 def _answer_scores(answers: Sequence[str], questions: Sequence[HeldoutQuestion]) -> dict:
     return {
         "exact_match": _mean_score(exact_match, answers, questions),
@@ -264,8 +275,10 @@ def evaluate_arm(
     if control:
         answers = generate_answers(model, tokenizer, [q.question for q in control], options)
         result["control_f1"] = _mean_score(token_f1, answers, control)
-        # Forgetting is judged on what the answer says, however it is phrased.
+        # Forgetting is judged on what the answer says, however it is phrased, and per
+        # language too: an average let an English gain hide a Russian loss (README).
         result["control_recall"] = _mean_score(word_recall, answers, control)
+        result["control_recall_by_language"] = _recall_by_language(answers, control)
         result["control_loss"] = round(
             validation_loss(model, tokenizer, as_examples(list(control)), options), 4
         )
@@ -357,4 +370,12 @@ def forgets(candidate: dict, base: dict, max_drop: float) -> str | None:
         return (
             f"forgets general knowledge: control_recall {got} vs base {ref} (max drop {max_drop})"
         )
+    # Each language on its own: the mean of a Russian loss and an English gain can pass.
+    got_by, ref_by = (x.get("control_recall_by_language") or {} for x in (candidate, base))
+    for lang in sorted(got_by.keys() & ref_by.keys()):
+        if ref_by[lang] - got_by[lang] > max_drop:
+            return (
+                f"forgets general knowledge in {lang}: control_recall {got_by[lang]} vs base "
+                f"{ref_by[lang]} (max drop {max_drop})"
+            )
     return None

@@ -40,6 +40,9 @@ class LoraOptions:
     # Recompute each layer's activations in the backward pass instead of keeping them: about
     # a third more compute for a fraction of the memory (CPU and CUDA).
     gradient_checkpointing: bool = True
+    # Hand freed tensors (4 MB and up) back to the OS at once (glibc): the 1.5B's training
+    # peak 7.8 -> 4.9 GB on 2,550-token batches, for steps about 25 % slower.
+    low_memory: bool = True
     # Promotion (adapters/evaluate.py): the metric the new adapter must win on, by min_gain,
     # and on which answers: "rag" (with retrieved sources, as `mem ask --adapter` answers;
     # closed-book when eval_rag is off) or "closed-book".

@@ -40,6 +40,7 @@ from mem.adapters.train import (
 )
 from mem.corpus.files import write_atomic
 from mem.corpus.records import utc_now
+from mem.models.hardware import return_freed_memory
 
 log = logging.getLogger("mem.adapters")
 
@@ -128,6 +129,8 @@ def run_distill(
     from mem.adapters.base_model import load_base
 
     check_settings(settings)
+    if settings.lora.low_memory:
+        return_freed_memory()  # before the first big tensor: training and evaluation alike
     registry = Registry(adapters_dir, name)
     dataset_dir = Path(dataset_dir)
     train = load_examples(dataset_dir, "train")
@@ -352,6 +355,17 @@ def _write_report(run_dir: Path, name: str, version: str, manifest: dict) -> Non
     for arm, values in metrics.items():
         cells = ["" if values.get(c) is None else str(values.get(c)) for c in cols]
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    by_language = {
+        arm: values["control_recall_by_language"]
+        for arm, values in metrics.items()
+        if values.get("control_recall_by_language")
+    }
+    if by_language:
+        lines += ["", "control_recall by the question's language:", ""]
+        lines += [
+            f"- {arm}: " + ", ".join(f"{lang} {value}" for lang, value in values.items())
+            for arm, values in by_language.items()
+        ]
     lines += ["", "![training](training.png)", "", "![evaluation](eval.png)", ""]
     samples = metrics.get("adapter", {}).get("samples", [])
     if samples:

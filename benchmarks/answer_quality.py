@@ -61,7 +61,7 @@ def build_home(lang: str) -> Path:
 
 def in_language(answer: str, lang: str) -> bool:
     """Written in `lang`; an answer without letters ("4721", "07:40") is in every language."""
-    from mem.index.language import detect_language
+    from mem.corpus.language import detect_language
 
     if not answer.strip():
         return False

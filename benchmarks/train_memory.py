@@ -12,7 +12,10 @@ RSS (VmHWM) is its own:
 - chunked+checkpointing: that, and activation checkpointing (the [lora] default);
 - chunked+checkpointing+bf16: that, with the frozen base in bfloat16 (LoRA weights fp32), what
   `[lora] cpu_dtype = "auto"` picks on a CPU with native bf16. Its first-step loss (LoRA
-  starts as a no-op, so that is the base's loss) is compared with fp32's.
+  starts as a no-op, so that is the base's loss) is compared with fp32's;
+- chunked+checkpointing+bf16+low-memory: that, with freed tensors of 4 MB and more handed
+  back to the OS at once (`[lora] low_memory`, models/hardware.return_freed_memory), the
+  [lora] defaults.
 
 The examples have the shape of reader examples: a prompt with three retrieved sources
 (~400 tokens) and a short cited answer, in Russian. Synthetic, so no ../shared is needed.
@@ -35,7 +38,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import peak_rss_mb
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-VARIANTS = ("plain", "chunked", "chunked+checkpointing", "chunked+checkpointing+bf16")
+VARIANTS = (
+    "plain",
+    "chunked",
+    "chunked+checkpointing",
+    "chunked+checkpointing+bf16",
+    "chunked+checkpointing+bf16+low-memory",
+)
 
 
 def examples(n: int):
@@ -73,9 +82,12 @@ def run_variant(variant: str, args: argparse.Namespace) -> dict:
     from mem.adapters.base_model import converted_dir, load_base
     from mem.adapters.loss import answer_loss_sum
     from mem.adapters.train import LoraOptions, collate, encode_all, prepare_model, schedule
+    from mem.models.hardware import return_freed_memory
 
     torch.manual_seed(0)
-    dtype = "bfloat16" if variant.endswith("bf16") else "float32"
+    if variant.endswith("low-memory"):
+        return_freed_memory()
+    dtype = "bfloat16" if "bf16" in variant else "float32"
     model, tokenizer = load_base(args.base, converted_dir(), dtype=dtype)
     base_rss = peak_rss_mb()
     options = LoraOptions(

@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
+from mem.corpus.language import LANGUAGES
 from mem.corpus.sqlite import connect
-from mem.index.language import LANGUAGES
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 _CYRILLIC = re.compile(r"[\u0400-\u04FF]")

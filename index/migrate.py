@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from mem.index.language import LANGUAGES
+from mem.corpus.language import LANGUAGES
 from mem.index.vectors import VectorStore
 
 # Entries fetched from the source and written to the target per request.

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from mem.corpus.crashpoints import checkpoint
+from mem.corpus.language import detect_language
 from mem.corpus.records import Chunk
 from mem.corpus.text import split_sentences as corpus_sentences
 from mem.index.cache import EmbeddingCache
 from mem.index.embedders import Embedder, load_embedder
 from mem.index.hybrid import Hit, fuse
-from mem.index.language import detect_language
 from mem.index.lexical import LexicalIndex
 from mem.index.options import EmbeddingOptions, RetrievalOptions
 from mem.index.vectors import ChromaServer, VectorStore

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from mem.index.language import LANGUAGES
+from mem.corpus.language import LANGUAGES
 
 T = TypeVar("T")
 

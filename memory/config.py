@@ -223,6 +223,10 @@ qlora = "auto"
 # about 4x faster matmuls), else "float32"; "auto" decides on the machine it runs on.
 cpu_dtype = "auto"
 gradient_checkpointing = true
+# Hand freed tensors of 4 MB and more back to the operating system at once (Linux, glibc)
+# instead of keeping them in the allocator's heaps: training the 1.5B on 2,550-token batches
+# peaked at 4.9 GB instead of 7.8 GB, with steps about 25 % slower. false: glibc's default.
+low_memory = true
 # Promotion: the new adapter becomes current only if it beats the current one (or the base
 # model) by more than min_gain on primary_metric: "token_f1", "exact_match" or "recall" of
 # the answers to the held-out questions (ties go to validation loss), or "val_loss".

@@ -1,5 +1,6 @@
 """What the CPU we run on (not the one we were built on) can do, for choosing how to run a
-model: LoRA training (`[lora] cpu_dtype`) and the ingest encoder (`[embedding] cpu_dtype`)."""
+model: LoRA training (`[lora] cpu_dtype`) and the ingest encoder (`[embedding] cpu_dtype`);
+and how a long training process hands freed memory back (`[lora] low_memory`)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,24 @@ def resolve_cpu_dtype(choice: str, setting: str) -> str:
     if choice == "auto":
         return "bfloat16" if cpu_has_bf16() else "float32"
     return choice
+
+
+# glibc's M_MMAP_THRESHOLD (malloc.h): allocations at least this large get pages of their own.
+_M_MMAP_THRESHOLD = -3
+LOW_MEMORY_THRESHOLD = 4 << 20
+
+
+def return_freed_memory(threshold: int = LOW_MEMORY_THRESHOLD) -> bool:
+    """Make glibc give every allocation of `threshold` bytes or more pages of its own, so a
+    freed tensor goes back to the OS at once. By default glibc raises that threshold as big
+    blocks are freed and then serves them from its heaps, where the holes stay ours: training
+    the 1.5B on 2,550-token batches peaked at 7,810 MB so, 4,924 MB with 4 MB, at a step 25 %
+    slower (benchmarks/train_memory.py). Process-wide; False where the C library is
+    not glibc (nothing changed)."""
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, threshold))

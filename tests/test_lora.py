@@ -137,6 +137,23 @@ def test_answer_normalisation_is_russian_aware():
     assert not better({"token_f1": 0.2}, {"token_f1": 0.3}, "token_f1")[0]
 
 
+def test_forgetting_is_judged_in_each_language_too():
+    """The mean of a Russian loss and an English gain can pass the gate; a language's own
+    drop past max_drop still stops promotion (the ru default adapter: 0.19 -> 0.09 in
+    Russian, 0.61 -> 0.63 in English, README)."""
+    from mem.adapters.evaluate import forgets
+
+    base = {"control_recall": 0.4, "control_recall_by_language": {"en": 0.61, "ru": 0.19}}
+    mixed = {"control_recall": 0.36, "control_recall_by_language": {"en": 0.63, "ru": 0.09}}
+    assert forgets(mixed, base, max_drop=0.05) == (
+        "forgets general knowledge in ru: control_recall 0.09 vs base 0.19 (max drop 0.05)"
+    )
+    assert forgets(mixed, base, max_drop=0.1) is None  # a drop of 0.10 is within 0.1
+    assert forgets(mixed, base, max_drop=0) is None  # 0 turns the check off
+    # A result without the per-language figures (an older run) is judged on the mean alone.
+    assert forgets({"control_recall": 0.36}, base, max_drop=0.05) is None
+
+
 def test_control_answers_count_however_they_are_phrased():
     """The forgetting check reads what an answer says: another ending or a number in words
     is the same answer, a different word or number is not."""
@@ -543,6 +560,7 @@ def test_an_adapter_that_forgets_general_knowledge_is_not_promoted(base, models_
     result = run_distill(folder, tmp_path / "adapters", tmp_path / "runs", settings, loaded=base)
     adapter, reference = result.metrics["adapter"], result.metrics["base"]
     assert reference["control_recall"] == 1.0 and adapter["control_recall"] == 0.0
+    assert adapter["control_recall_by_language"] == {"en": 0.0}
     assert adapter["token_f1"] > reference["token_f1"]  # it did learn what it was taught
     assert not result.promoted and "forgets general knowledge" in result.reason
     assert Registry(tmp_path / "adapters").current() is None

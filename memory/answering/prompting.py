@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mem.index.language import detect_language
+from mem.corpus.language import detect_language
 from mem.memory.records import Source
 
 # A long chunk is cut so that k sources and the reply fit a small model's context.

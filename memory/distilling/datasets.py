@@ -259,7 +259,7 @@ def novelty_report(
 
 
 def source_items(memory: Memory, selection: Selection) -> list[SourceItem]:
-    from mem.index.language import detect_language
+    from mem.corpus.language import detect_language
 
     roles = {s.item_id: "fresh" for s in selection.fresh} | {
         s.item_id: "replay" for s in selection.replay
