@@ -384,8 +384,10 @@ def load_for_inference(
     domains: tuple[str, ...] = (),
     allow_downloads: bool = False,
     models_dir: Path | None = None,
+    dtype: str = "float32",
 ):
-    """(model, tokenizer): the base model with a registered adapter on it, ready to generate.
+    """(model, tokenizer): the base model (in `dtype`) with a registered adapter on it, ready
+    to generate.
 
     domains: further adapter names (e.g. "sport") whose current versions are stacked on the
     core one — peft applies several active LoRAs by summing their updates.
@@ -397,7 +399,7 @@ def load_for_inference(
     root = Path(home) / "adapters"
     chosen = Registry(root, name).get(version)
     base = chosen.manifest["base_model"]
-    model, tokenizer = load_base(base, models_dir or converted_dir(), allow_downloads)
+    model, tokenizer = load_base(base, models_dir or converted_dir(), allow_downloads, dtype=dtype)
     model = PeftModel.from_pretrained(model, str(chosen.path), adapter_name=name)
     active = [name]
     for domain in domains:

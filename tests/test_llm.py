@@ -269,9 +269,12 @@ def test_transformers_backend_loads_a_base_model_with_a_peft_adapter(
     version.parent.mkdir(parents=True)
     shutil.copytree(adapter_dir, version)
     (version.parent / "current").write_text(json.dumps({"version": "v0001", "history": []}))
-    config = parse_config("")
+    # The base as training loads it ([lora] cpu_dtype), not dequantized to fp32 again.
+    config = parse_config('[lora]\ncpu_dtype = "bfloat16"\n')
     backend = load_backend(config, model=str(model_dir), adapter="current", home=home)
     assert backend.name == "transformers" and isinstance(backend.net, PeftModel)
+    embeddings = backend.net.get_base_model().get_input_embeddings().weight
+    assert str(embeddings.dtype) == "torch.bfloat16"
     assert backend.adapter == "core-self/v0001" and backend.model == "tiny-llama"
     options = GenerationOptions(max_tokens=6, temperature=0.0, seed=0)
     messages = [{"role": "user", "content": "Hello"}]

@@ -297,6 +297,12 @@ def adapter_label(home: Path, path: Path) -> str:
         return str(path)
 
 
+def _configured_base(config: Config) -> str:
+    from mem.adapters.base_model import resolve_base_model
+
+    return resolve_base_model(config.distill.base_model, config.lora)
+
+
 def adapter_base_model(path: Path, fallback: str) -> str:
     """The base model an adapter was trained on: its manifest, its peft config, or fallback."""
     for name, key in (
@@ -326,8 +332,8 @@ def _model_name(model: str) -> str:
     return gguf.name.removesuffix(".gguf") if gguf else Path(model).name
 
 
-def _load_causal_lm(model: str, adapter: Path | None):
-    """(net, tokenizer): a folder, hub id or GGUF (dequantized to fp32), with a peft adapter."""
+def _load_causal_lm(model: str):
+    """(net, tokenizer): a folder, hub id or GGUF (dequantized to fp32)."""
     try:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -338,35 +344,44 @@ def _load_causal_lm(model: str, adapter: Path | None):
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         net = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
-        if adapter is not None:
-            from peft import PeftModel
-
-            net = PeftModel.from_pretrained(net, str(adapter))
     except (OSError, ValueError) as exc:
         raise LLMError(f"cannot load {model!r} with transformers: {exc}") from exc
     return net, tokenizer
 
 
-class TransformersBackend(_Chat):
-    """A transformers causal LM (a folder, or a packaged GGUF dequantized) + optional LoRA.
+def _adapter_on_base(base: str, adapter: Path, config: Config) -> tuple:
+    """(net, tokenizer): an adapter on its base, loaded as training loaded it: from the
+    converted copy in `[lora] cpu_dtype` (bf16 where the CPU has it, as distill evaluated it),
+    not the GGUF dequantized to fp32 again (the 1.5B: about 12 GB and a minute, each time)."""
+    from mem.adapters.base_model import BaseModelError, converted_dir, load_base
+    from mem.adapters.train import cpu_dtype
 
-    `loaded`: a (net, tokenizer) already built, e.g. the core-self adapter with domain
-    adapters stacked on it; `label` then names what it carries.
+    try:
+        from peft import PeftModel
+
+        net, tokenizer = load_base(
+            base, converted_dir(), config.models.allow_downloads, dtype=cpu_dtype(config.lora)
+        )
+        return PeftModel.from_pretrained(net, str(adapter)), tokenizer
+    except ImportError as exc:
+        raise LLMError("an adapter needs torch, transformers and peft") from exc
+    except (BaseModelError, OSError, ValueError) as exc:
+        raise LLMError(f"cannot load {base!r} with the adapter {adapter}: {exc}") from exc
+
+
+class TransformersBackend(_Chat):
+    """A transformers causal LM (a folder, or a packaged GGUF dequantized), or `loaded`: a
+    (net, tokenizer) already built with adapters on it (`_adapter_on_base`, `load_stacked`),
+    which `label` names.
     """
 
     name = "transformers"
 
-    def __init__(
-        self,
-        model: str,
-        adapter: Path | None = None,
-        label: str | None = None,
-        loaded: tuple | None = None,
-    ):
-        net, self.tokenizer = loaded if loaded is not None else _load_causal_lm(model, adapter)
+    def __init__(self, model: str, label: str | None = None, loaded: tuple | None = None):
+        net, self.tokenizer = loaded if loaded is not None else _load_causal_lm(model)
         self.net = net.eval()
         self.model = _model_name(model)
-        self.adapter = label if adapter is not None or loaded is not None else None
+        self.adapter = label if loaded is not None else None
 
     def stream(
         self, messages: Sequence[Message], options: GenerationOptions | None = None
@@ -421,12 +436,17 @@ def load_stacked(home: Path, domains: Sequence[str], config: Config) -> Transfor
     from mem.adapters.base_model import BaseModelError
     from mem.adapters.pipeline import load_for_inference
     from mem.adapters.registry import RegistryError
+    from mem.adapters.train import cpu_dtype
 
     core = resolve_adapter(home, "current")  # the clear errors when there is no core yet
-    base = adapter_base_model(core, config.distill.base_model)
+    base = adapter_base_model(core, _configured_base(config))
     try:
         net, tokenizer = load_for_inference(
-            home, "current", domains=tuple(domains), allow_downloads=config.models.allow_downloads
+            home,
+            "current",
+            domains=tuple(domains),
+            allow_downloads=config.models.allow_downloads,
+            dtype=cpu_dtype(config.lora),
         )
     except RegistryError as exc:
         raise LLMError(
@@ -475,8 +495,9 @@ def load_backend(
         if home is None:
             raise LLMError("--adapter needs a memory home")
         path = resolve_adapter(home, adapter)
-        base = model or adapter_base_model(path, config.distill.base_model)
-        return TransformersBackend(base, path, adapter_label(home, path))
+        base = model or adapter_base_model(path, _configured_base(config))
+        loaded = _adapter_on_base(base, path, config)
+        return TransformersBackend(base, adapter_label(home, path), loaded=loaded)
     choice = BACKENDS.get(name)
     if choice is None or choice.make is None:
         raise LLMError(f"unknown LLM backend {name!r} (known: {', '.join(BACKENDS)})")
