@@ -17,6 +17,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from mem.adapters.options import LoraOptions
 from mem.models import PACKAGED_GGUF, PackagedModelError, models_dir, packaged_gguf
 
 log = logging.getLogger("mem.adapters")
@@ -31,6 +32,24 @@ class BaseModelSource:
     name: str  # as configured ("smollm2", a path, a hub id)
     path: str  # a folder with config.json + weights, or a hub id
     gguf_file: str | None = None  # set when `path` is the folder holding a .gguf
+
+
+# `[distill] base_model = "auto"`: the answer model itself where this machine trains it in
+# bf16 or 4-bit, else its 0.5B sibling (same family and tokenizer), whose fp32 training fits
+# in 8 GB where the 1.5B's does not (README, "Base model").
+AUTO = "auto"
+AUTO_CAPABLE, AUTO_FALLBACK = "qwen2.5-1.5b", "qwen2.5-0.5b"
+
+
+def resolve_base_model(name: str, lora: LoraOptions) -> str:
+    """The base model a setting names: itself, or for "auto" the 1.5B where training runs on
+    CUDA (QLoRA) or on a CPU with native bf16 (`[lora] cpu_dtype`), else the 0.5B."""
+    if name != AUTO:
+        return name
+    from mem.adapters.train import cpu_dtype, use_qlora
+
+    capable = use_qlora(lora) or cpu_dtype(lora) == "bfloat16"
+    return AUTO_CAPABLE if capable else AUTO_FALLBACK
 
 
 def converted_dir() -> Path:

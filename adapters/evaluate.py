@@ -32,6 +32,7 @@ class EvalOptions:
     max_new_tokens: int = 48
     max_questions: int = 100  # held-out questions evaluated (first N, in file order)
     max_validation: int = 200  # validation examples for the loss
+    samples: int = 5  # answers kept beside the scores (the run report shows them)
 
 
 # -- answer scoring (Russian-aware) --------------------------------------------------------
@@ -270,7 +271,7 @@ def evaluate_arm(
         result["questions"] = len(questions)
         result["samples"] = [
             {"question": q.question, "gold": q.answer, "answer": a}
-            for q, a in list(zip(questions, answers, strict=True))[:5]
+            for q, a in list(zip(questions, answers, strict=True))[: options.samples]
         ]
     if control:
         answers = generate_answers(model, tokenizer, [q.question for q in control], options)

@@ -119,11 +119,10 @@ def run(home: Path) -> None:
         print("  importance p10/p50/p90: " + " / ".join(f"{v:.2f}" for v in q))
 
         from mem.distill.hygiene import load_token_counter
+        from mem.memory.distilling.training import core_base_model
 
         started = time.perf_counter()
-        counter = load_token_counter(
-            memory.config.distill.base_model, home / "models" / "tokenizers"
-        )
+        counter = load_token_counter(core_base_model(memory), home / "models" / "tokenizers")
         print(
             f"tokenizer: {counter.name} loaded in {time.perf_counter() - started:.1f} s "
             "(first use; cached in the home afterwards)"

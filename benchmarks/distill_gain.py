@@ -145,7 +145,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     need_shared()
-    args.base = args.base or defaults["base_model"]
+    from mem.adapters.base_model import resolve_base_model
+    from mem.adapters.train import LoraOptions
+
+    default_base = resolve_base_model(defaults["base_model"], LoraOptions())  # "auto" here
+    args.base = resolve_base_model(args.base or defaults["base_model"], LoraOptions())
     args.teacher = args.teacher or defaults["teacher"]
     args.reader = defaults["reader_examples"] if args.reader is None else args.reader
 
@@ -154,7 +158,7 @@ def main() -> None:
     from mem.adapters.data import HeldoutQuestion
     from mem.adapters.evaluate import EvalOptions, evaluate_adapters
     from mem.adapters.registry import Registry
-    from mem.adapters.train import LoraOptions, cpu_dtype
+    from mem.adapters.train import cpu_dtype
     from mem.memory import Memory
     from mem.memory.distilling.training import rag_messages
 
@@ -196,7 +200,12 @@ def main() -> None:
         # The same dtype training used (bf16 where the CPU has it): generation is the slow part.
         eval_dtype = cpu_dtype(LoraOptions())
         model, tokenizer = load_base(args.base, converted_dir(), dtype=eval_dtype)
-        options = EvalOptions(max_seq_len=512, max_new_tokens=32, max_questions=len(questions))
+        options = EvalOptions(
+            max_seq_len=512,
+            max_new_tokens=32,
+            max_questions=len(questions),
+            samples=len(questions),  # every answer, to read where an arm goes wrong
+        )
         metrics = evaluate_adapters(
             model,
             tokenizer,
@@ -258,7 +267,7 @@ def main() -> None:
     # A setting other than the default names itself in the file, so runs never overwrite.
     if args.rehearsal != lora_defaults["rehearsal"]:
         tag += f"-rehearsal{args.rehearsal}"
-    if args.base != defaults["base_model"]:
+    if args.base != default_base:
         tag += f"-{slug(args.base)}"
     if args.other_language_qa != defaults["other_language_qa"]:
         tag += f"-otherqa{args.other_language_qa}"

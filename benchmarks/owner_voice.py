@@ -100,6 +100,7 @@ def main() -> None:
     from mem.adapters.registry import Registry
     from mem.adapters.train import LoraOptions, cpu_dtype
     from mem.memory import Memory
+    from mem.memory.distilling.training import core_base_model
 
     train_items, heldout_items = split_export(args.heldout_every)
     scored = turn_examples(heldout_items, args.max_turns)
@@ -121,7 +122,7 @@ def main() -> None:
         result = memory.distill("new", steps=args.steps, progress=True)
         timings["distill_s"] = time.perf_counter() - started
         version = Registry(home / "adapters").get(result.version)
-        base_name = memory.config.distill.base_model
+        base_name = core_base_model(memory)  # "auto" resolved, as mem distill did
     distill_peak_mb = peak_rss_mb()
 
     started = time.perf_counter()

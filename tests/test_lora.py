@@ -519,6 +519,24 @@ def test_a_bfloat16_base_trains_a_float32_lora(base, models_dir, facts_dataset, 
     assert weights and {w.dtype for w in weights.values()} == {torch.float32}
 
 
+def test_auto_base_is_the_answer_model_where_it_trains_in_bf16():
+    """`base_model = "auto"`: the 1.5B answer model where training runs in bf16 (or on CUDA),
+    the 0.5B where only fp32 is left (the 1.5B's fp32 training does not fit 8 GB); a named
+    model is itself. The default config says "auto"."""
+    import tomllib
+
+    from mem.adapters.base_model import resolve_base_model
+    from mem.memory.config import DEFAULT_CONFIG
+
+    assert tomllib.loads(DEFAULT_CONFIG)["distill"]["base_model"] == "auto"
+    bf16 = LoraOptions(cpu_dtype="bfloat16", qlora="off")
+    fp32 = LoraOptions(cpu_dtype="float32", qlora="off")
+    assert resolve_base_model("auto", bf16) == "qwen2.5-1.5b"
+    assert resolve_base_model("auto", fp32) == "qwen2.5-0.5b"
+    assert resolve_base_model("smollm2", bf16) == "smollm2"
+    assert resolve_base_model("/models/mine", fp32) == "/models/mine"
+
+
 def test_cpu_dtype_setting():
     from mem.adapters.train import cpu_dtype
     from mem.models.hardware import cpu_has_bf16
@@ -580,7 +598,7 @@ def test_cli_distill_trains_registers_and_reports(models_dir, facts_dataset, tmp
     )
     config = config.replace('primary_metric = "token_f1"', 'primary_metric = "val_loss"')
     config = config.replace('cpu_dtype = "auto"', 'cpu_dtype = "float32"')
-    config = config.replace('base_model = "qwen2.5-0.5b"', 'base_model = "smollm2"')
+    config = config.replace('base_model = "auto"', 'base_model = "smollm2"')
     config = config.replace("eval_questions = 100", "eval_questions = 2")
     config = config.replace("eval_max_new_tokens = 48", "eval_max_new_tokens = 6")
     config = config.replace("rehearsal = 0", "rehearsal = 2")

@@ -342,6 +342,7 @@ def build(
     from mem.distill.dataset import build_dataset
     from mem.distill.generate import make_generator
     from mem.distill.hygiene import load_token_counter
+    from mem.memory.distilling.training import core_base_model
 
     if tag is not None:
         check_tagged(memory, tag)
@@ -367,7 +368,8 @@ def build(
             budget_s=d.teacher_budget_min * 60,
             other_language_qa=d.other_language_qa,
         )
-        counter = load_token_counter(d.base_model, models_dir() / "tokenizers")
+        base = core_base_model(memory) if d.base_model else ""  # "": lengths estimated
+        counter = load_token_counter(base, models_dir() / "tokenizers")
         scored_through = max((r.run_id or 0 for r in fresh_rows + older_rows), default=0)
         bar = None
         if progress:
@@ -381,7 +383,7 @@ def build(
             d,
             memory.home / "datasets",
             extra_manifest={
-                "base_model": d.base_model,
+                "base_model": base,
                 "scoring_model": memory.config.embedding.model,
                 "scored_through": scored_through,
                 "since": since,

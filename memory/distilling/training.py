@@ -19,13 +19,21 @@ if TYPE_CHECKING:
     from mem.memory.core import Memory
 
 
+def core_base_model(memory: Memory) -> str:
+    """The core-self base this machine trains: `[distill] base_model`, "auto" resolved."""
+    from mem.adapters.base_model import resolve_base_model
+    from mem.distill.options import DistillOptions
+
+    name = memory.config.distill.base_model or DistillOptions.base_model
+    return resolve_base_model(name, memory.config.lora)
+
+
 def distill_settings(
     memory: Memory, steps: int | None = None, epochs: float | None = None
 ) -> DistillSettings:
     """[lora] as configured, with `--steps` / `--epochs` from the command line if given."""
     from mem.adapters.base_model import converted_dir
     from mem.adapters.pipeline import DistillSettings
-    from mem.distill.options import DistillOptions
 
     lora = memory.config.lora
     if steps is not None:
@@ -33,7 +41,7 @@ def distill_settings(
     if epochs is not None:
         lora = dataclasses.replace(lora, epochs=epochs, max_steps=0)
     return DistillSettings(
-        base_model=memory.config.distill.base_model or DistillOptions.base_model,
+        base_model=core_base_model(memory),
         models_dir=converted_dir(),
         lora=lora,
         allow_downloads=memory.config.models.allow_downloads,
