@@ -904,11 +904,14 @@ def distill(
     as_json: bool,
     quiet: bool,
 ) -> None:
-    """Train a new LoRA adapter on the base model ([distill] base_model), evaluate it and
-    promote it only if it beats the current one ([lora] primary_metric).
+    """Train a new LoRA adapter on the base model ([distill] base_model; "auto": the 1.5B
+    answer model where the CPU has bf16 or on CUDA, else the 0.5B), evaluate it and promote it
+    only if it beats the current one ([lora] primary_metric) without forgetting general
+    knowledge in either language ([lora] max_control_drop).
 
     Every version is kept under <home>/adapters/<name>/vNNNN with its manifest; the run's
-    loss/lr log, plots and report.md go to <home>/runs/. On CPU: fp32 LoRA; on CUDA: QLoRA.
+    loss/lr log, plots and report.md go to <home>/runs/. On CPU: LoRA over a bf16 base where
+    the CPU has native bf16, else fp32; on CUDA: QLoRA.
 
     \b
     Exit codes: 0 trained and promoted; 1 trained and registered but not promoted
