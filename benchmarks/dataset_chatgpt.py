@@ -122,7 +122,7 @@ def run(home: Path) -> None:
         from mem.memory.distilling.training import core_base_model
 
         started = time.perf_counter()
-        counter = load_token_counter(core_base_model(memory), home / "models" / "tokenizers")
+        counter = load_token_counter(core_base_model(memory.config), home / "models" / "tokenizers")
         print(
             f"tokenizer: {counter.name} loaded in {time.perf_counter() - started:.1f} s "
             "(first use; cached in the home afterwards)"

@@ -6,8 +6,8 @@ spikes of `mem distill` come from (the 1.5B's run peaked at 9.6-9.9 GB after tra
 Loads the 1.5B in bf16 with `[lora] low_memory`, answers 16 control questions (batch 8, 48
 new tokens), trains 2 LoRA steps on reader-shaped examples, unloads the LoRA as
 `train_lora` does, and answers the same questions again. RSS is sampled every 0.1 s; each
-phase prints its peak. First run (2026-12-07, 2 cores): generation 3,652 MB before training,
-7,605 MB after it, with the same prompts; training itself 4,644 MB.
+phase prints its peak. 2026-12-07, 2 cores: generation 3,646 MB before training, 7,618 MB
+after it, with the same prompts; training itself 4,624 MB.
 """
 
 import os

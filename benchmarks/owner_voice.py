@@ -122,7 +122,7 @@ def main() -> None:
         result = memory.distill("new", steps=args.steps, progress=True)
         timings["distill_s"] = time.perf_counter() - started
         version = Registry(home / "adapters").get(result.version)
-        base_name = core_base_model(memory)  # "auto" resolved, as mem distill did
+        base_name = core_base_model(memory.config)  # "auto" resolved, as mem distill did
     distill_peak_mb = peak_rss_mb()
 
     started = time.perf_counter()

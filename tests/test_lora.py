@@ -584,6 +584,7 @@ def test_an_adapter_that_forgets_general_knowledge_is_not_promoted(base, models_
     assert Registry(tmp_path / "adapters").current() is None
     report = (result.run_dir / "report.md").read_text(encoding="utf-8")
     assert "forgets general knowledge" in report and "control_recall |" in report
+    assert "- adapter: en 0.0" in report  # each arm's control recall per language
     assert "rehearsal" not in report  # FAST rehearses nothing: the report does not say "0"
 
 

@@ -297,12 +297,6 @@ def adapter_label(home: Path, path: Path) -> str:
         return str(path)
 
 
-def _configured_base(config: Config) -> str:
-    from mem.adapters.base_model import resolve_base_model
-
-    return resolve_base_model(config.distill.base_model, config.lora)
-
-
 def adapter_base_model(path: Path, fallback: str) -> str:
     """The base model an adapter was trained on: its manifest, its peft config, or fallback."""
     for name, key in (
@@ -437,9 +431,10 @@ def load_stacked(home: Path, domains: Sequence[str], config: Config) -> Transfor
     from mem.adapters.pipeline import load_for_inference
     from mem.adapters.registry import RegistryError
     from mem.adapters.train import cpu_dtype
+    from mem.memory.distilling.training import core_base_model
 
     core = resolve_adapter(home, "current")  # the clear errors when there is no core yet
-    base = adapter_base_model(core, _configured_base(config))
+    base = adapter_base_model(core, core_base_model(config))
     try:
         net, tokenizer = load_for_inference(
             home,
@@ -494,8 +489,10 @@ def load_backend(
     if adapter:
         if home is None:
             raise LLMError("--adapter needs a memory home")
+        from mem.memory.distilling.training import core_base_model
+
         path = resolve_adapter(home, adapter)
-        base = model or adapter_base_model(path, _configured_base(config))
+        base = model or adapter_base_model(path, core_base_model(config))
         loaded = _adapter_on_base(base, path, config)
         return TransformersBackend(base, adapter_label(home, path), loaded=loaded)
     choice = BACKENDS.get(name)

@@ -368,7 +368,7 @@ def build(
             budget_s=d.teacher_budget_min * 60,
             other_language_qa=d.other_language_qa,
         )
-        base = core_base_model(memory) if d.base_model else ""  # "": lengths estimated
+        base = core_base_model(memory.config) if d.base_model else ""  # "": lengths estimated
         counter = load_token_counter(base, models_dir() / "tokenizers")
         scored_through = max((r.run_id or 0 for r in fresh_rows + older_rows), default=0)
         bar = None

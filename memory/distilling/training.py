@@ -16,16 +16,18 @@ if TYPE_CHECKING:
     from mem.adapters.export import Exported
     from mem.adapters.pipeline import DistillResult, DistillSettings
     from mem.adapters.registry import Registry
+    from mem.memory.config import Config
     from mem.memory.core import Memory
 
 
-def core_base_model(memory: Memory) -> str:
-    """The core-self base this machine trains: `[distill] base_model`, "auto" resolved."""
+def core_base_model(config: Config) -> str:
+    """The core-self base this machine trains: `[distill] base_model` ("" the default),
+    "auto" resolved."""
     from mem.adapters.base_model import resolve_base_model
     from mem.distill.options import DistillOptions
 
-    name = memory.config.distill.base_model or DistillOptions.base_model
-    return resolve_base_model(name, memory.config.lora)
+    name = config.distill.base_model or DistillOptions.base_model
+    return resolve_base_model(name, config.lora)
 
 
 def distill_settings(
@@ -41,7 +43,7 @@ def distill_settings(
     if epochs is not None:
         lora = dataclasses.replace(lora, epochs=epochs, max_steps=0)
     return DistillSettings(
-        base_model=core_base_model(memory),
+        base_model=core_base_model(memory.config),
         models_dir=converted_dir(),
         lora=lora,
         allow_downloads=memory.config.models.allow_downloads,
