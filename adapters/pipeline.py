@@ -40,7 +40,7 @@ from mem.adapters.train import (
 )
 from mem.corpus.files import write_atomic
 from mem.corpus.records import utc_now
-from mem.models.hardware import return_freed_memory
+from mem.models.hardware import return_freed_memory, unfreeze_cpu_weights
 
 log = logging.getLogger("mem.adapters")
 
@@ -413,6 +413,7 @@ def load_for_inference(
     if len(active) > 1:
         model.base_model.set_adapter(active)
     model.eval()
+    unfreeze_cpu_weights(model)  # peft froze it: slower and a copy of the weights in bf16
     model.mem_adapter = ", ".join(
         [chosen.label, *(Registry(root, d).get("current").label for d in domains)]
     )

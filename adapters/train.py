@@ -18,7 +18,8 @@ import math
 import random
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -96,6 +97,20 @@ def lora_config(options: LoraOptions):
         bias="none",
         task_type="CAUSAL_LM",
     )
+
+
+@contextmanager
+def grad_flags_kept(model) -> Iterator[None]:
+    """Give `model`'s weights back the requires_grad flags they had on entry: peft freezes
+    the base when it wraps it or loads an adapter, and unload() leaves it frozen (on a CPU
+    in bf16 a frozen base generates slower and copies its weights; see
+    models/hardware.unfreeze_cpu_weights)."""
+    flags = {param: param.requires_grad for param in model.parameters()}
+    try:
+        yield
+    finally:
+        for param, flag in flags.items():
+            param.requires_grad_(flag)
 
 
 def prepare_model(model, options: LoraOptions, quantized: bool):
@@ -272,18 +287,20 @@ def train_lora(
     base_dtype = "4-bit NF4" if quantized else next(model.parameters()).dtype
     torch.manual_seed(options.seed)
     random.seed(options.seed)
-    peft_model = prepare_model(model, options, quantized)
-    try:
-        steps, done, history, adapter_dir, device = _loop(
-            peft_model, tokenizer, train, options, run_dir, resume, on_step, progress
-        )
-    finally:
-        # Hand the base model back as it came (no LoRA layers), also after an interruption,
-        # so callers can load adapters onto it or train again without reloading it.
-        peft_model.unload()
-        model.config.use_cache = True
-        if model.is_activation_checkpointing:
-            model.activation_checkpointing_disable()
+    # Hand the base model back as it came (no LoRA layers, its weights' requires_grad flags),
+    # also after an interruption, so callers can load adapters onto it or train again
+    # without reloading it.
+    with grad_flags_kept(model):
+        peft_model = prepare_model(model, options, quantized)
+        try:
+            steps, done, history, adapter_dir, device = _loop(
+                peft_model, tokenizer, train, options, run_dir, resume, on_step, progress
+            )
+        finally:
+            peft_model.unload()
+            model.config.use_cache = True
+            if model.is_activation_checkpointing:
+                model.activation_checkpointing_disable()
     metrics_path = run_dir / "metrics.jsonl"
     all_steps = read_metrics(metrics_path)
     return TrainResult(

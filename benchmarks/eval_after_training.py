@@ -1,5 +1,5 @@
 """Generation's memory before and after LoRA training in one process: where the evaluation
-spikes of `mem distill` come from (the 1.5B's run peaked at 9.6-9.9 GB after training).
+spikes of `mem distill` came from (the 1.5B's run peaked at 9.6-9.9 GB after training).
 
     .venv/bin/python benchmarks/eval_after_training.py fresh-first
 
@@ -8,6 +8,12 @@ new tokens), trains 2 LoRA steps on reader-shaped examples, unloads the LoRA as
 `train_lora` does, and answers the same questions again. RSS is sampled every 0.1 s; each
 phase prints its peak. 2026-12-07, 2 cores: generation 3,646 MB before training, 7,618 MB
 after it, with the same prompts; training itself 4,624 MB.
+
+The cause: peft freezes the base (requires_grad False) and unload() leaves it so; torch
+2.13 multiplies frozen bf16 weights on a CPU path that copies them during generate() (also
+with no training at all: freezing the weights alone, 3,684 -> 7,238 MB, and 8 questions took
+20.1 s instead of 8.9 s). Since 2026-12-08 evaluation unfreezes them
+(models/hardware.unfreeze_cpu_weights): 3,633 MB before, 4,039 MB after; training 4,625 MB.
 """
 
 import os

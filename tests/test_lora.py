@@ -296,8 +296,11 @@ def test_a_few_steps_lower_the_loss(distilled, base):
     # 8 examples in batches of 4: compare the last epoch's two steps with the first epoch's
     assert sum(losses[-2:]) < 0.7 * sum(losses[:2]), losses
     assert (first.train.adapter_dir / "adapter_model.safetensors").exists()
-    # The base model comes back without LoRA layers.
+    # The base model comes back without LoRA layers, and not frozen as peft leaves it after
+    # training and evaluation (a frozen bf16 base answers slower and copies its weights;
+    # models/hardware.unfreeze_cpu_weights).
     assert not any("lora" in n for n, _ in base[0].named_modules())
+    assert all(p.requires_grad for p in base[0].parameters())
 
 
 def test_a_distill_run_rehearses_the_bases_own_general_answers(distilled):
@@ -441,6 +444,7 @@ def test_load_for_inference_with_core_and_domain_adapter(distilled, models_dir):
     model, tokenizer = load_for_inference(home, domains=("sport",), models_dir=models_dir)
     assert model.mem_adapter == "core-self/v0001, sport/v0001"
     assert set(model.base_model.active_adapters) == {"core-self", "sport"}
+    assert all(p.requires_grad for p in model.parameters())  # see test_a_few_steps_lower…
     ids = tokenizer("Кто такой Степан?", return_tensors="pt")["input_ids"]
     assert (
         model.generate(input_ids=ids, max_new_tokens=2, do_sample=False).shape[1]

@@ -356,7 +356,11 @@ def _adapter_on_base(base: str, adapter: Path, config: Config) -> tuple:
         net, tokenizer = load_base(
             base, converted_dir(), config.models.allow_downloads, dtype=cpu_dtype(config.lora)
         )
-        return PeftModel.from_pretrained(net, str(adapter)), tokenizer
+        from mem.models.hardware import unfreeze_cpu_weights
+
+        net = PeftModel.from_pretrained(net, str(adapter))
+        unfreeze_cpu_weights(net)  # peft froze it: slower and a copy of the weights in bf16
+        return net, tokenizer
     except ImportError as exc:
         raise LLMError("an adapter needs torch, transformers and peft") from exc
     except (BaseModelError, OSError, ValueError) as exc:
