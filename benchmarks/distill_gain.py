@@ -60,6 +60,7 @@ def configure(home: Path, args: argparse.Namespace) -> None:
             "answer_style": f'"{args.answer_style}"',
             "rehearsal": str(args.rehearsal),
             "other_language_qa": str(args.other_language_qa),
+            "qa_pairs": str(args.qa_pairs),
         },
     )
 
@@ -134,6 +135,12 @@ def main() -> None:
         type=int,
         default=defaults["other_language_qa"],
         help="[distill] other_language_qa: teacher Q&A pairs per chunk in the other language.",
+    )
+    parser.add_argument(
+        "--qa-pairs",
+        type=int,
+        default=defaults["qa_pairs"],
+        help="[distill] qa_pairs: teacher Q&A pairs per chunk, each about its own fact.",
     )
     parser.add_argument("--base-only", action="store_true", help="No training: base arms only.")
     parser.add_argument(
@@ -231,6 +238,7 @@ def main() -> None:
         "answer_style": args.answer_style,
         "rehearsal": args.rehearsal,
         "other_language_qa": args.other_language_qa,
+        "qa_pairs": args.qa_pairs,
         "reader_examples": args.reader,
         "teacher": args.teacher,
         "eval_dtype": eval_dtype,
@@ -271,6 +279,8 @@ def main() -> None:
         tag += f"-{slug(args.base)}"
     if args.other_language_qa != defaults["other_language_qa"]:
         tag += f"-otherqa{args.other_language_qa}"
+    if args.qa_pairs != defaults["qa_pairs"]:
+        tag += f"-qa{args.qa_pairs}"
     out = OUT / f"distill-gain-{tag}.json"
     out.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 

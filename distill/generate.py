@@ -467,6 +467,7 @@ def make_generator(
     teacher: Callable[[], Teacher] | None = None,
     budget_s: float = 0.0,
     other_language_qa: int = 0,
+    qa_pairs: int = 3,
 ) -> Generator:
     """The generator `[distill] teacher` names: "offline", or "llm" with the configured backend.
 
@@ -476,9 +477,11 @@ def make_generator(
     if setting == "offline":
         return OfflineGenerator()
     if setting == "llm":
+        if qa_pairs < 1:
+            raise ValueError(f"[distill] qa_pairs must be at least 1, not {qa_pairs}")
         if teacher is None:
             raise ValueError('[distill] teacher = "llm" needs an LLM backend; none is configured')
-        return TeacherGenerator(teacher(), budget_s=budget_s, other_language_qa=other_language_qa)
+        return TeacherGenerator(teacher(), qa_pairs, budget_s, other_language_qa)
     raise ValueError(f'[distill] teacher must be "offline" or "llm", not {setting!r}')
 
 

@@ -18,6 +18,7 @@ class DistillOptions:
     # Who writes the examples (distill/generate.py): "offline" or "llm" (the [llm] backend).
     teacher: str = "llm"
     teacher_budget_min: float = 120.0  # per build; then the offline generator; 0 = no limit
+    qa_pairs: int = 3  # the LLM teacher's Q&A pairs per chunk, each about its own fact
     other_language_qa: int = 0  # the LLM teacher's Q&A pairs per chunk in the other language
     # The model the LoRA trains on; its tokenizer measures example lengths. "auto": the 1.5B
     # answer model where training runs in bf16 or on CUDA, else the 0.5B (adapters/base_model).

@@ -164,6 +164,10 @@ teacher = "llm"
 # get offline examples, so a night's run ends on time; 0 = no limit. The manifest's
 # "teacher" entry says how many chunks the teacher wrote for, and examples per minute.
 teacher_budget_min = 120.0
+# Q&A pairs the LLM teacher writes per chunk in the chunk's language, each about its own fact
+# (pairs whose answer is not in the text are dropped). More pairs cover more of a chunk's facts
+# and cost teaching time.
+qa_pairs = 3
 # Q&A pairs the LLM teacher also writes per chunk in the other language (English questions
 # about a Russian text, Russian about an English one), as more restatements of its facts.
 other_language_qa = 0

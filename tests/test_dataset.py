@@ -395,6 +395,17 @@ def test_the_teacher_also_asks_questions_in_the_other_language_when_configured()
     assert len(plain.prompts) == 3 and not any("in English" in p for p in plain.prompts)
 
 
+def test_the_teacher_is_asked_for_the_configured_number_of_pairs() -> None:
+    item = SourceItem(
+        "c1", "g", "wheel.md", "The wheel", "", "A wheel is a round thing. " * 3, "en"
+    )
+    teacher = EchoTeacher()
+    make_generator("llm", lambda: teacher, qa_pairs=6).examples(item)
+    assert "Write 6 question-answer pairs" in teacher.prompts[0]
+    with pytest.raises(ValueError, match="qa_pairs"):
+        make_generator("llm", lambda: teacher, qa_pairs=0)
+
+
 def test_the_teacher_stops_at_its_budget_and_the_rest_get_offline_examples() -> None:
     """A night's build ends on time: once `teacher_budget_min` is spent, every remaining
     chunk gets the offline examples, and the report says how many and how fast."""

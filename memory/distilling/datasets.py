@@ -367,6 +367,7 @@ def build(
             lambda: llm_teacher(memory),
             budget_s=d.teacher_budget_min * 60,
             other_language_qa=d.other_language_qa,
+            qa_pairs=d.qa_pairs,
         )
         base = core_base_model(memory.config) if d.base_model else ""  # "": lengths estimated
         counter = load_token_counter(base, models_dir() / "tokenizers")
