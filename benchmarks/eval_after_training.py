@@ -9,11 +9,12 @@ new tokens), trains 2 LoRA steps on reader-shaped examples, unloads the LoRA as
 phase prints its peak. 2026-12-07, 2 cores: generation 3,646 MB before training, 7,618 MB
 after it, with the same prompts; training itself 4,624 MB.
 
-The cause: peft freezes the base (requires_grad False) and unload() leaves it so; torch
-2.13 multiplies frozen bf16 weights on a CPU path that copies them during generate() (also
+The cause: peft freezes the base (requires_grad False) and unload() leaves it so, and a
+frozen bf16 model generates with about one more copy of its weights in memory, slower (also
 with no training at all: freezing the weights alone, 3,684 -> 7,238 MB, and 8 questions took
-20.1 s instead of 8.9 s). Since 2026-12-08 evaluation unfreezes them
-(models/hardware.unfreeze_cpu_weights): 3,633 MB before, 4,039 MB after; training 4,625 MB.
+20.1 s instead of 8.9 s; which torch kernel copies is not isolated). Since 2026-12-08
+evaluation unfreezes them (models/hardware.unfreeze_cpu_weights): 3,633 MB before, 4,039 MB
+after; training 4,625 MB.
 """
 
 import os

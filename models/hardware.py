@@ -53,12 +53,13 @@ def unfreeze_cpu_weights(model) -> None:
     """Mark a CPU model's floating-point weights as requiring gradients before it generates
     or scores under no_grad/inference_mode, where nothing is recorded for them anyway.
 
-    torch 2.13 multiplies bf16 weights that require no gradient on another oneDNN path, one
-    that copies them while generate() runs: the 1.5B in bf16 answering 8 short questions
-    peaked at 7,143 MB instead of 3,601 MB and took 20.1 s instead of 8.9 s (2 cores, AMX;
-    benchmarks/eval_after_training.py shows it after training). peft freezes the base when
-    it wraps it for training or loads an adapter, so `mem distill`'s evaluation and
-    `mem ask --adapter` met that path every time.
+    Measured with torch 2.13 and transformers 5.23 (2 cores, AMX): the 1.5B in bf16, frozen,
+    answering 8 short questions peaked at 7,143 MB instead of 3,601 MB and took 20.1 s instead
+    of 8.9 s; a forward pass over 4 x 600 tokens took 1.7 GB more. Which kernel copies is not
+    isolated (single bf16 linear layers, frozen or not, cost the same), so this is a measured
+    workaround (benchmarks/eval_after_training.py shows it after training). peft freezes the
+    base when it wraps it for training or loads an adapter, so `mem distill`'s evaluation and
+    `mem ask --adapter` met it every time.
     """
     for param in model.parameters():
         if param.device.type == "cpu" and param.is_floating_point():
