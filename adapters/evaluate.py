@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from mem.adapters.data import IGNORE, Example, HeldoutQuestion, encode, prompt_ids
 from mem.corpus.language import detect_language
-from mem.models.hardware import unfreeze_cpu_weights
+from mem.models.hardware import requires_grad_kept, unfrozen_cpu_weights
 
 ANSWER_METRICS = ("token_f1", "exact_match", "recall")
 METRICS = (*ANSWER_METRICS, "val_loss")
@@ -159,8 +159,7 @@ def validation_loss(model, tokenizer, examples: Sequence[Example], options: Eval
     device = next(model.parameters()).device
     total, count = 0.0, 0
     model.eval()
-    unfreeze_cpu_weights(model)
-    with torch.no_grad():
+    with unfrozen_cpu_weights(model), torch.no_grad():
         for i in range(0, len(data), options.batch_size):
             batch = {
                 k: v.to(device)
@@ -192,8 +191,7 @@ def generate_answers(
     prompts = [prompt_ids(tokenizer, rag(q) if rag else q) for q in questions]
     answers: list[str] = []
     model.eval()
-    unfreeze_cpu_weights(model)
-    with torch.no_grad():
+    with unfrozen_cpu_weights(model), torch.no_grad():
         for i in range(0, len(prompts), options.batch_size):
             chunk = prompts[i : i + options.batch_size]
             width = max(len(p) for p in chunk)
@@ -316,10 +314,8 @@ def evaluate_adapters(
         return results
     from peft import PeftModel
 
-    from mem.adapters.train import grad_flags_kept
-
     names = list(adapters)
-    with grad_flags_kept(base_model):
+    with requires_grad_kept(base_model):
         model = PeftModel.from_pretrained(base_model, adapters[names[0]], adapter_name=names[0])
         try:
             for name in names[1:]:

@@ -18,15 +18,14 @@ import math
 import random
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mem.adapters.data import IGNORE, Encoded, Example, encode
 from mem.adapters.loss import answer_loss_sum
 from mem.adapters.options import LoraOptions as LoraOptions
-from mem.models.hardware import resolve_cpu_dtype
+from mem.models.hardware import requires_grad_kept, resolve_cpu_dtype
 
 log = logging.getLogger("mem.adapters")
 
@@ -97,20 +96,6 @@ def lora_config(options: LoraOptions):
         bias="none",
         task_type="CAUSAL_LM",
     )
-
-
-@contextmanager
-def grad_flags_kept(model) -> Iterator[None]:
-    """Give `model`'s weights back the requires_grad flags they had on entry: peft freezes
-    the base when it wraps it or loads an adapter, and unload() leaves it frozen (on a CPU
-    in bf16 a frozen base generates slower and copies its weights; see
-    models/hardware.unfreeze_cpu_weights)."""
-    flags = {param: param.requires_grad for param in model.parameters()}
-    try:
-        yield
-    finally:
-        for param, flag in flags.items():
-            param.requires_grad_(flag)
 
 
 def prepare_model(model, options: LoraOptions, quantized: bool):
@@ -290,7 +275,7 @@ def train_lora(
     # Hand the base model back as it came (no LoRA layers, its weights' requires_grad flags),
     # also after an interruption, so callers can load adapters onto it or train again
     # without reloading it.
-    with grad_flags_kept(model):
+    with requires_grad_kept(model):
         peft_model = prepare_model(model, options, quantized)
         try:
             steps, done, history, adapter_dir, device = _loop(

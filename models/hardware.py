@@ -1,8 +1,12 @@
 """What the CPU we run on (not the one we were built on) can do, for choosing how to run a
 model: LoRA training (`[lora] cpu_dtype`) and the ingest encoder (`[embedding] cpu_dtype`);
-and how a long training process hands freed memory back (`[lora] low_memory`)."""
+and how a long training process hands freed memory back (`[lora] low_memory`); the
+requires_grad flags a bf16 model on a CPU wants when it generates."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 CPU_DTYPES = ("auto", "float32", "bfloat16")
 
@@ -64,3 +68,24 @@ def unfreeze_cpu_weights(model) -> None:
     for param in model.parameters():
         if param.device.type == "cpu" and param.is_floating_point():
             param.requires_grad_(True)
+
+
+@contextmanager
+def requires_grad_kept(model) -> Iterator[None]:
+    """Give `model`'s weights back the requires_grad flags they had on entry (peft freezes a
+    base when it wraps it or loads an adapter, and unload() leaves it frozen)."""
+    flags = {param: param.requires_grad for param in model.parameters()}
+    try:
+        yield
+    finally:
+        for param, flag in flags.items():
+            param.requires_grad_(flag)
+
+
+@contextmanager
+def unfrozen_cpu_weights(model) -> Iterator[None]:
+    """unfreeze_cpu_weights for the duration of a generation or scoring pass: a model in the
+    middle of training gets its frozen base back afterwards."""
+    with requires_grad_kept(model):
+        unfreeze_cpu_weights(model)
+        yield

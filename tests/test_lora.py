@@ -541,6 +541,22 @@ def test_auto_base_is_the_answer_model_where_it_trains_in_bf16():
     assert resolve_base_model("/models/mine", fp32) == "/models/mine"
 
 
+def test_generation_unfreezes_a_frozen_model_only_while_it_runs():
+    """A frozen bf16 model generates slower and with a copy of its weights (see
+    models/hardware.unfreeze_cpu_weights): generation unfreezes it, and a model in the middle
+    of training (frozen base, trainable LoRA) gets exactly its flags back."""
+    import torch
+
+    from mem.models.hardware import unfrozen_cpu_weights
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Embedding(8, 4)).bfloat16()
+    model[0].weight.requires_grad_(False)
+    model[1].weight.requires_grad_(False)
+    with unfrozen_cpu_weights(model):
+        assert all(p.requires_grad for p in model.parameters())
+    assert [p.requires_grad for p in model.parameters()] == [False, True, False]
+
+
 def test_cpu_dtype_setting():
     from mem.adapters.train import cpu_dtype
     from mem.models.hardware import cpu_has_bf16
