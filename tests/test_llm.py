@@ -275,8 +275,8 @@ def test_transformers_backend_loads_a_base_model_with_a_peft_adapter(
     assert backend.name == "transformers" and isinstance(backend.net, PeftModel)
     embeddings = backend.net.get_base_model().get_input_embeddings().weight
     assert str(embeddings.dtype) == "torch.bfloat16"
-    # Not frozen as peft leaves it: a frozen bf16 base takes torch's slower CPU path that
-    # copies the weights (the 1.5B: +3.5 GB; models/hardware.unfreeze_cpu_weights).
+    # Not frozen as peft leaves it: a frozen bf16 base generates slower and with about one
+    # more copy of its weights (the 1.5B: +3.5 GB; models/hardware.unfreeze_cpu_weights).
     assert all(p.requires_grad for p in backend.net.parameters())
     assert backend.adapter == "core-self/v0001" and backend.model == "tiny-llama"
     options = GenerationOptions(max_tokens=6, temperature=0.0, seed=0)
